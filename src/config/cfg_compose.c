@@ -1,0 +1,886 @@
+// Composition of a run's configuration from the config folders: defaults lists, group
+// choices, command-line overrides and ${...} interpolation, with Hydra 1.1's semantics for
+// the subset the reference's configs use.
+#include "config/config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/check.h"
+
+#define MAX_COMPOSE_DEPTH 16
+#define MAX_INTERP_DEPTH 32
+
+static void set_err(cfg_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(cfg_error *err, int code, const char *fmt, ...) {
+    if (!err) return;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+}
+
+static bool is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// ---- search path -------------------------------------------------------------------------
+
+void cfg_search_init(cfg_search *s) {
+    memset(s, 0, sizeof *s);
+}
+
+void cfg_search_free(cfg_search *s) {
+    for (int k = 0; k < s->ndirs; k++) free(s->dirs[k]);
+    s->ndirs = 0;
+}
+
+int cfg_search_add(cfg_search *s, const char *dir) {
+    if (s->ndirs == CFG_MAX_SEARCH || !is_dir(dir)) return -1;
+    for (int k = 0; k < s->ndirs; k++)
+        if (strcmp(s->dirs[k], dir) == 0) return 0;
+    s->dirs[s->ndirs++] = xstrdup(dir);
+    return 0;
+}
+
+int cfg_search_default(cfg_search *s) {
+    const char *env = getenv("CRAM_CONFIG_PATH");
+    if (env && *env) {
+        char *copy = xstrdup(env), *save = NULL;
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
+            cfg_search_add(s, d);
+        free(copy);
+    }
+    // Next to the program: <prefix>/bin/cram finds <prefix>/share/cram/configs, and
+    // <repo>/build/cram finds <repo>/configs.
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        static const char *const rel[] = {"/../configs", "/../share/cram/configs", "/configs",
+                                          "/../../configs"};
+        for (size_t k = 0; k < sizeof rel / sizeof *rel; k++) {
+            char dir[PATH_MAX + 32];
+            snprintf(dir, sizeof dir, "%s%s", exe, rel[k]);
+            char real[PATH_MAX];
+            char probe[PATH_MAX + 48];
+            snprintf(probe, sizeof probe, "%s/pretrain.yaml", dir);
+            if (is_file(probe) && realpath(dir, real)) cfg_search_add(s, real);
+        }
+    }
+    return s->ndirs;
+}
+
+static bool find_config(const cfg_search *s, const char *group, const char *option, char *out,
+                        size_t outlen) {
+    for (int k = 0; k < s->ndirs; k++) {
+        snprintf(out, outlen, "%s/%s%s%s.yaml", s->dirs[k], group, *group ? "/" : "", option);
+        if (is_file(out)) return true;
+    }
+    return false;
+}
+
+static bool is_group(const cfg_search *s, const char *group) {
+    char p[PATH_MAX];
+    for (int k = 0; k < s->ndirs; k++) {
+        snprintf(p, sizeof p, "%s/%s", s->dirs[k], group);
+        if (is_dir(p)) return true;
+    }
+    return false;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list_dir(const char *dir, const char *prefix, int depth, char ***out, int *n, int *cap) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || e->d_name[0] == '_') continue;
+        char full[PATH_MAX], name[PATH_MAX];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        snprintf(name, sizeof name, "%s%s", prefix, e->d_name);
+        if (is_dir(full)) {
+            if (depth < 2) {
+                char sub[PATH_MAX + 2];
+                snprintf(sub, sizeof sub, "%s/", name);
+                list_dir(full, sub, depth + 1, out, n, cap);
+            }
+            continue;
+        }
+        size_t len = strlen(name);
+        if (len < 6 || strcmp(name + len - 5, ".yaml") != 0) continue;
+        name[len - 5] = 0;
+        bool dup = false;
+        for (int k = 0; k < *n; k++) dup = dup || strcmp((*out)[k], name) == 0;
+        if (dup) continue;
+        if (*n == *cap) {
+            *cap = *cap ? 2 * *cap : 16;
+            *out = xrealloc(*out, (size_t)*cap * sizeof **out);
+        }
+        (*out)[(*n)++] = xstrdup(name);
+    }
+    closedir(d);
+}
+
+// The options of a group across the search path, sorted; sub-folders (v1/...) included.
+static char **group_options(const cfg_search *s, const char *group, int *n) {
+    char **out = NULL;
+    int cap = 0;
+    *n = 0;
+    for (int k = 0; k < s->ndirs; k++) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/%s", s->dirs[k], group);
+        list_dir(dir, "", 0, &out, n, &cap);
+    }
+    if (*n) qsort(out, (size_t)*n, sizeof *out, cmp_str);
+    return out;
+}
+
+static void free_strs(char **v, int n) {
+    for (int k = 0; k < n; k++) free(v[k]);
+    free(v);
+}
+
+static void unknown_option_error(const cfg_search *s, const char *group, const char *option,
+                                 cfg_error *err) {
+    int n;
+    char **opts = group_options(s, group, &n);
+    char list[1024] = "";
+    size_t o = 0;
+    for (int k = 0; k < n && o < sizeof list - 64; k++)
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", k ? ", " : "", opts[k]);
+    const char *near = cfg_closest(option, opts, n);
+    if (n == 0)
+        set_err(err, 2, "unknown config group '%s' (no folder %s/ in the config path)", group,
+                group);
+    else if (near)
+        set_err(err, 2, "unknown option '%s' for %s; did you mean %s=%s?\navailable: %s", option,
+                group, group, near, list);
+    else
+        set_err(err, 2, "unknown option '%s' for %s; available: %s", option, group, list);
+    free_strs(opts, n);
+}
+
+// ---- command-line overrides --------------------------------------------------------------
+
+typedef enum { OV_SET, OV_ADD, OV_FORCE, OV_DELETE } ov_kind;
+
+typedef struct {
+    ov_kind kind;
+    bool group; // a group choice (arch=crammed-bert, eval/tasks=rte)
+    bool used;
+    char *key;
+    char *text; // the value as typed (NULL for ~key)
+    cfg_node *val;
+} override;
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = 0;
+    return s;
+}
+
+// Splits s at top-level commas (outside brackets and quotes). Returns -1 on unbalanced input.
+static int split_top(char *s, char **parts, int max) {
+    int n = 0, depth = 0;
+    char quote = 0;
+    char *start = s;
+    for (char *p = s;; p++) {
+        if (quote) {
+            if (*p == 0) return -1;
+            if (*p == quote) quote = 0;
+            continue;
+        }
+        if (*p == '\'' || *p == '"') quote = *p;
+        else if (*p == '[' || *p == '{') depth++;
+        else if (*p == ']' || *p == '}') {
+            if (--depth < 0) return -1;
+        } else if ((*p == ',' && depth == 0) || *p == 0) {
+            if (n == max) return -1;
+            bool end = *p == 0;
+            *p = 0;
+            parts[n++] = start;
+            start = p + 1;
+            if (end) break;
+        }
+    }
+    return depth == 0 ? n : -1;
+}
+
+// A value as typed on the command line: null, a scalar, a 'quoted string', [a, b] or {k: v}.
+static cfg_node *parse_value(const char *text, int depth, cfg_error *err) {
+    if (depth > 8) {
+        set_err(err, 2, "value nested too deeply: %s", text);
+        return NULL;
+    }
+    char *copy = xstrdup(text);
+    char *t = trim(copy);
+    size_t n = strlen(t);
+    cfg_node *out = NULL;
+    if (n >= 2 && (t[0] == '\'' || t[0] == '"') && t[n - 1] == t[0]) {
+        t[n - 1] = 0;
+        out = cfg_new_str(t + 1);
+    } else if (n >= 2 && ((t[0] == '[' && t[n - 1] == ']') || (t[0] == '{' && t[n - 1] == '}'))) {
+        bool map = t[0] == '{';
+        t[n - 1] = 0;
+        char *inner = trim(t + 1);
+        out = cfg_new(map ? CFG_MAP : CFG_LIST);
+        if (*inner) {
+            char *parts[256];
+            int np = split_top(inner, parts, 256);
+            if (np < 0) {
+                set_err(err, 2, "cannot read the value '%s' (unbalanced brackets or quotes)", text);
+                cfg_free(out);
+                free(copy);
+                return NULL;
+            }
+            for (int k = 0; k < np; k++) {
+                char *item = parts[k];
+                char *colon = map ? strchr(item, ':') : NULL;
+                if (map && !colon) {
+                    set_err(err, 2, "cannot read '%s' in '%s': expected key: value", item, text);
+                    cfg_free(out);
+                    free(copy);
+                    return NULL;
+                }
+                if (colon) *colon = 0;
+                cfg_node *v = parse_value(colon ? colon + 1 : item, depth + 1, err);
+                if (!v) {
+                    cfg_free(out);
+                    free(copy);
+                    return NULL;
+                }
+                if (map)
+                    cfg_map_set(out, trim(item), v);
+                else
+                    cfg_list_push(out, v);
+            }
+        }
+    } else if (strchr("[]{}", t[0]) && n) {
+        set_err(err, 2, "cannot read the value '%s' (unbalanced brackets)", text);
+    } else {
+        out = cfg_scalar_from_text(t);
+    }
+    free(copy);
+    return out;
+}
+
+static void free_overrides(override *ov, int n) {
+    for (int k = 0; k < n; k++) {
+        free(ov[k].key);
+        free(ov[k].text);
+        cfg_free(ov[k].val);
+    }
+    free(ov);
+}
+
+static bool valid_key(const char *k) {
+    if (!*k || *k == '.' || k[strlen(k) - 1] == '.' || strstr(k, "..")) return false;
+    for (const char *p = k; *p; p++)
+        if (!(*p == '_' || *p == '-' || *p == '.' || *p == '/' || *p == '@' ||
+              (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            return false;
+    return true;
+}
+
+static override *parse_overrides(const cfg_search *s, int n, char *const *args, cfg_error *err) {
+    override *ov = xcalloc((size_t)(n ? n : 1), sizeof *ov);
+    for (int k = 0; k < n; k++) {
+        const char *a = args[k];
+        override *o = &ov[k];
+        if (strncmp(a, "++", 2) == 0) o->kind = OV_FORCE, a += 2;
+        else if (a[0] == '+') o->kind = OV_ADD, a += 1;
+        else if (a[0] == '~') o->kind = OV_DELETE, a += 1;
+        const char *eq = strchr(a, '=');
+        if (!eq && o->kind != OV_DELETE) {
+            set_err(err, 2, "cannot read the override '%s': expected key=value (e.g. train.optim.lr=1e-4 or arch=crammed-bert)", args[k]);
+            free_overrides(ov, n);
+            return NULL;
+        }
+        o->key = eq ? strndup(a, (size_t)(eq - a)) : xstrdup(a);
+        if (!valid_key(o->key)) {
+            set_err(err, 2, "cannot read the override '%s': '%s' is not a key", args[k], o->key);
+            free_overrides(ov, n);
+            return NULL;
+        }
+        if (eq) {
+            o->text = xstrdup(eq + 1);
+            o->val = parse_value(o->text, 0, err);
+            if (!o->val) {
+                free_overrides(ov, n);
+                return NULL;
+            }
+        }
+        // Hydra's rule: a key with '/' names a group; a bare key names one when such a
+        // group folder exists (arch, data, train, impl, eval, wandb).
+        o->group = strchr(o->key, '/') || (!strchr(o->key, '.') && is_group(s, o->key));
+        if (o->group && o->kind == OV_DELETE) {
+            set_err(err, 2, "cannot delete the group '%s'; use %s=null to leave it out", o->key, o->key);
+            free_overrides(ov, n);
+            return NULL;
+        }
+        if (o->group) {
+            bool ok = o->val->type == CFG_STR || o->val->type == CFG_NULL;
+            if (o->val->type == CFG_LIST) {
+                ok = true;
+                for (int j = 0; j < o->val->n; j++) ok = ok && o->val->items[j]->type == CFG_STR;
+            }
+            if (!ok) {
+                set_err(err, 2, "%s: expected the name of an option of the group %s, got '%s'",
+                        args[k], o->key, o->text);
+                free_overrides(ov, n);
+                return NULL;
+            }
+        }
+    }
+    return ov;
+}
+
+// ---- merging with type checks ------------------------------------------------------------
+
+// The type a key is declared with: what the defining file wrote, or "anything" for an empty
+// value or an interpolation whose type is only known after resolution.
+static cfg_type declared(const cfg_node *n) {
+    if (n->type == CFG_STR && strstr(n->s, "${")) return CFG_NULL;
+    return n->type;
+}
+
+static void mark_declared(cfg_node *n) {
+    n->decl = declared(n);
+    for (int k = 0; k < n->n; k++) mark_declared(n->items[k]);
+}
+
+static bool compatible(cfg_type decl, const cfg_node *v) {
+    if (decl == CFG_NULL || v->type == CFG_NULL) return true;
+    if (v->type == CFG_STR && strstr(v->s, "${")) return true;
+    bool dnum = decl == CFG_INT || decl == CFG_FLOAT;
+    bool vnum = v->type == CFG_INT || v->type == CFG_FLOAT;
+    if (dnum) return vnum;
+    return decl == v->type;
+}
+
+static void describe(const cfg_node *v, char *out, size_t len) {
+    char num[64];
+    switch (v->type) {
+    case CFG_STR: snprintf(out, len, "the string '%.200s'", v->s); break;
+    case CFG_INT: snprintf(out, len, "the integer %lld", (long long)v->i); break;
+    case CFG_FLOAT:
+        cfg_format_float(v->f, num, sizeof num);
+        snprintf(out, len, "the number %s", num);
+        break;
+    case CFG_BOOL: snprintf(out, len, "the boolean %s", v->b ? "true" : "false"); break;
+    default: snprintf(out, len, "a %s", cfg_type_name(v->type));
+    }
+}
+
+static int merge(cfg_node *dst, const cfg_node *src, const char *prefix, cfg_error *err) {
+    for (int k = 0; k < src->n; k++) {
+        const char *key = src->keys[k];
+        const cfg_node *sv = src->items[k];
+        char path[1024];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", key);
+        cfg_node *dv = cfg_map_get(dst, key);
+        if (!dv) {
+            cfg_map_set(dst, key, cfg_clone(sv));
+            continue;
+        }
+        if (dv->type == CFG_MAP && sv->type == CFG_MAP) {
+            if (merge(dv, sv, path, err)) return -1;
+            continue;
+        }
+        if (!compatible(dv->decl, sv)) {
+            char what[300];
+            describe(sv, what, sizeof what);
+            set_err(err, 2, "%s: %s is a %s in %s, but this file sets it to %s",
+                    sv->origin ? sv->origin : "?", path, cfg_type_name(dv->decl),
+                    dv->origin ? dv->origin : "an earlier file", what);
+            return -1;
+        }
+        cfg_node *nv = cfg_clone(sv);
+        if (dv->decl != CFG_NULL) {
+            nv->decl = dv->decl;
+            free(nv->origin);
+            nv->origin = dv->origin ? xstrdup(dv->origin) : NULL;
+        }
+        cfg_map_set(dst, key, nv);
+    }
+    return 0;
+}
+
+// The map at a dotted package path below `root`, created when missing.
+static cfg_node *package_map(cfg_node *root, const char *package, cfg_error *err) {
+    cfg_node *cur = root;
+    char *copy = xstrdup(package), *save = NULL;
+    for (char *part = strtok_r(copy, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
+        cfg_node *next = cfg_map_get(cur, part);
+        if (!next) {
+            next = cfg_new(CFG_MAP);
+            cfg_map_set(cur, part, next);
+        } else if (next->type == CFG_NULL) {
+            cfg_node *m = cfg_new(CFG_MAP);
+            m->origin = next->origin ? xstrdup(next->origin) : NULL;
+            cfg_map_set(cur, part, m);
+            next = m;
+        } else if (next->type != CFG_MAP) {
+            set_err(err, 2, "cannot place the config group at '%s': '%s' already holds a %s",
+                    package, part, cfg_type_name(next->type));
+            free(copy);
+            return NULL;
+        }
+        cur = next;
+    }
+    free(copy);
+    return cur;
+}
+
+// ---- the defaults list ---------------------------------------------------------------------
+
+typedef struct {
+    const cfg_search *s;
+    override *ov;
+    int nov;
+    cfg_error *err;
+} composer;
+
+static cfg_node *compose_file(composer *c, const char *group, const char *option, int depth);
+
+static int merge_group(composer *c, cfg_node *result, const char *group, const char *package,
+                       const cfg_node *choice, bool optional, int depth) {
+    cfg_node *target = package_map(result, package, c->err);
+    if (!target) return -1;
+    const cfg_node *const *opts = (const cfg_node *const *)&choice;
+    int nopts = 1;
+    if (choice->type == CFG_LIST) opts = (const cfg_node *const *)choice->items, nopts = choice->n;
+    for (int k = 0; k < nopts; k++) {
+        const cfg_node *o = opts[k];
+        if (o->type == CFG_NULL) continue;
+        if (o->type != CFG_STR) {
+            set_err(c->err, 2, "defaults entry for group %s: options must be names", group);
+            return -1;
+        }
+        if (optional) {
+            char path[PATH_MAX];
+            if (!find_config(c->s, group, o->s, path, sizeof path)) continue;
+        }
+        cfg_node *sub = compose_file(c, group, o->s, depth + 1);
+        if (!sub) return -1;
+        int rc = merge(target, sub, package, c->err);
+        cfg_free(sub);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static override *group_override(composer *c, const char *group) {
+    for (int k = 0; k < c->nov; k++)
+        if (c->ov[k].group && strcmp(c->ov[k].key, group) == 0) return &c->ov[k];
+    return NULL;
+}
+
+// Loads group/option.yaml and everything its defaults list pulls in. The result is rooted at
+// the file's own package: the caller places it.
+static cfg_node *compose_file(composer *c, const char *group, const char *option, int depth) {
+    char path[PATH_MAX];
+    if (depth > MAX_COMPOSE_DEPTH) {
+        set_err(c->err, 2, "defaults lists nest deeper than %d (a cycle through %s/%s?)",
+                MAX_COMPOSE_DEPTH, group, option);
+        return NULL;
+    }
+    if (!*option || strstr(option, "..") || option[0] == '/') {
+        set_err(c->err, 2, "'%s' is not a config option name", option);
+        return NULL;
+    }
+    if (!find_config(c->s, group, option, path, sizeof path)) {
+        if (!*group)
+            set_err(c->err, 2, "no config %s.yaml in the config path (set CRAM_CONFIG_PATH or --config-dir)", option);
+        else
+            unknown_option_error(c->s, group, option, c->err);
+        return NULL;
+    }
+    cfg_node *file = cfg_load_yaml_file(path, c->err);
+    if (!file) return NULL;
+    if (file->type != CFG_MAP) {
+        set_err(c->err, 2, "%s: expected key: value pairs at the top level", path);
+        cfg_free(file);
+        return NULL;
+    }
+    mark_declared(file);
+    cfg_node *defaults = NULL;
+    for (int k = 0; k < file->n; k++) {
+        if (strcmp(file->keys[k], "defaults") == 0) {
+            defaults = file->items[k];
+            file->items[k] = NULL;
+            cfg_map_del(file, "defaults");
+            break;
+        }
+    }
+    if (defaults && defaults->type != CFG_LIST && defaults->type != CFG_NULL) {
+        set_err(c->err, 2, "%s: 'defaults' must be a list", path);
+        cfg_free(defaults);
+        cfg_free(file);
+        return NULL;
+    }
+    cfg_node *result = cfg_new(CFG_MAP);
+    bool self_done = false;
+    int n = defaults ? defaults->n : 0;
+    int rc = 0;
+    for (int k = 0; k <= n && rc == 0; k++) {
+        const cfg_node *e = k < n ? defaults->items[k] : NULL;
+        if (!e) { // _self_ goes last when the list does not place it
+            if (!self_done) rc = merge(result, file, "", c->err);
+            break;
+        }
+        if (e->type == CFG_STR) {
+            if (strcmp(e->s, "_self_") == 0) {
+                rc = merge(result, file, "", c->err);
+                self_done = true;
+            } else {
+                cfg_node *sub = compose_file(c, group, e->s, depth + 1);
+                rc = sub ? merge(result, sub, "", c->err) : -1;
+                cfg_free(sub);
+            }
+            continue;
+        }
+        if (e->type != CFG_MAP || e->n != 1) {
+            set_err(c->err, 2, "%s: each defaults entry is a name or 'group: option'", path);
+            rc = -1;
+            break;
+        }
+        const char *key = e->keys[0];
+        bool optional = false;
+        if (strncmp(key, "override ", 9) == 0) key += 9;
+        if (strncmp(key, "optional ", 9) == 0) key += 9, optional = true;
+        if (strncmp(key, "hydra", 5) == 0 || strncmp(key, "/hydra", 6) == 0) continue;
+        char sub_group[PATH_MAX], package[PATH_MAX];
+        snprintf(sub_group, sizeof sub_group, "%s%s%s", group, *group ? "/" : "", key);
+        snprintf(package, sizeof package, "%s", key);
+        for (char *p = package; *p; p++)
+            if (*p == '/') *p = '.';
+        const cfg_node *choice = e->items[0];
+        override *o = group_override(c, sub_group);
+        if (o) {
+            choice = o->val;
+            o->used = true;
+        }
+        rc = merge_group(c, result, sub_group, package, choice, optional, depth);
+    }
+    cfg_free(defaults);
+    cfg_free(file);
+    if (rc) {
+        cfg_free(result);
+        return NULL;
+    }
+    return result;
+}
+
+// ---- value overrides ---------------------------------------------------------------------
+
+static void unknown_key_error(const cfg_node *root, const char *key, const char *what,
+                              cfg_error *err) {
+    int n;
+    char **paths = cfg_all_paths(root, &n);
+    const char *near = cfg_closest(key, paths, n);
+    if (near)
+        set_err(err, 2, "unknown key %s; did you mean %s?", key, near);
+    else
+        set_err(err, 2, "unknown key %s%s", key, what);
+    free_strs(paths, n);
+}
+
+static cfg_node *parent_of(cfg_node *root, const char *key, const char **last) {
+    const char *dot = strrchr(key, '.');
+    *last = dot ? dot + 1 : key;
+    if (!dot) return root;
+    char *parent = strndup(key, (size_t)(dot - key));
+    cfg_node *p = cfg_get(root, parent);
+    free(parent);
+    return p;
+}
+
+// Make a command-line value fit the declared type: scalars become strings where the file
+// holds a string, ints become floats where it holds a float.
+static cfg_node *coerce(const override *o, const cfg_node *target, cfg_error *err) {
+    cfg_node *v = cfg_clone(o->val);
+    cfg_type decl = target ? target->decl : CFG_NULL;
+    if (decl == CFG_STR && (v->type == CFG_INT || v->type == CFG_FLOAT || v->type == CFG_BOOL)) {
+        cfg_free(v);
+        char *copy = xstrdup(o->text);
+        v = cfg_new_str(trim(copy));
+        free(copy);
+    } else if (decl == CFG_FLOAT && v->type == CFG_INT) {
+        v->type = CFG_FLOAT;
+        v->f = (double)v->i;
+    }
+    if (target && !compatible(decl, v)) {
+        char what[300];
+        describe(v, what, sizeof what);
+        set_err(err, 2, "%s=%s: %s takes a %s (as set in %s), not %s", o->key, o->text, o->key,
+                cfg_type_name(decl), target->origin ? target->origin : "its config file", what);
+        cfg_free(v);
+        return NULL;
+    }
+    mark_declared(v);
+    if (target) v->decl = target->decl;
+    v->origin = xstrdup("command line");
+    return v;
+}
+
+static int apply_value_override(cfg_node *root, const override *o, cfg_error *err) {
+    const char *last;
+    cfg_node *parent = parent_of(root, o->key, &last);
+    cfg_node *target = parent ? cfg_map_get(parent, last) : NULL;
+    if (o->kind == OV_DELETE) {
+        if (!target) {
+            unknown_key_error(root, o->key, "", err);
+            return -1;
+        }
+        cfg_map_del(parent, last);
+        return 0;
+    }
+    if (o->kind == OV_SET && !target) {
+        unknown_key_error(root, o->key, " (to add a new key, write +key=value)", err);
+        return -1;
+    }
+    if (o->kind == OV_ADD && target) {
+        set_err(err, 2, "+%s=%s: the key %s already exists; write %s=%s to change it", o->key,
+                o->text, o->key, o->key, o->text);
+        return -1;
+    }
+    if (!parent) {
+        // Adding a.b.c where a.b does not exist yet: create the maps on the way.
+        char *pkg = strndup(o->key, (size_t)(last - 1 - o->key));
+        parent = package_map(root, pkg, err);
+        free(pkg);
+        if (!parent) return -1;
+    }
+    if (parent->type != CFG_MAP) {
+        set_err(err, 2, "%s: the parent of %s is a %s, not a mapping", o->key, last,
+                cfg_type_name(parent->type));
+        return -1;
+    }
+    cfg_node *v = coerce(o, target, err);
+    if (!v) return -1;
+    cfg_map_set(parent, last, v);
+    return 0;
+}
+
+// ---- interpolation -----------------------------------------------------------------------
+
+static int resolve_node(cfg_node *root, cfg_node *n, const char *path, int depth, cfg_error *err);
+
+static int scalar_text(const cfg_node *v, char *out, size_t len) {
+    switch (v->type) {
+    case CFG_NULL: snprintf(out, len, "None"); return 0;
+    case CFG_BOOL: snprintf(out, len, "%s", v->b ? "True" : "False"); return 0;
+    case CFG_INT: snprintf(out, len, "%lld", (long long)v->i); return 0;
+    case CFG_FLOAT: cfg_format_float(v->f, out, len); return 0;
+    case CFG_STR: snprintf(out, len, "%s", v->s); return 0;
+    default: return -1;
+    }
+}
+
+// Evaluates one ${...} body: a key path, or a resolver (now:, oc.env:). Returns a new node.
+static cfg_node *eval_expr(cfg_node *root, const char *expr, const char *path, int depth,
+                           cfg_error *err) {
+    if (strncmp(expr, "now:", 4) == 0) {
+        char buf[256];
+        time_t t = time(NULL);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        if (strftime(buf, sizeof buf, expr + 4, &tm) == 0) buf[0] = 0;
+        return cfg_new_str(buf);
+    }
+    if (strncmp(expr, "oc.env:", 7) == 0) {
+        char *copy = xstrdup(expr + 7);
+        char *comma = strchr(copy, ',');
+        if (comma) *comma = 0;
+        const char *v = getenv(trim(copy));
+        cfg_node *out = v ? cfg_new_str(v) : comma ? parse_value(comma + 1, 0, err) : NULL;
+        if (!v && !comma)
+            set_err(err, 2, "%s: environment variable %s is not set", path, trim(copy));
+        free(copy);
+        return out;
+    }
+    if (strchr(expr, ':')) {
+        set_err(err, 2, "%s: unknown resolver in ${%s}", path, expr);
+        return NULL;
+    }
+    if (expr[0] == '.') {
+        set_err(err, 2, "%s: relative interpolation ${%s} is not supported; use the full key", path, expr);
+        return NULL;
+    }
+    cfg_node *target = cfg_get(root, expr);
+    if (!target) {
+        int n;
+        char **paths = cfg_all_paths(root, &n);
+        const char *near = cfg_closest(expr, paths, n);
+        set_err(err, 2, "%s: ${%s} refers to a missing key%s%s%s", path, expr,
+                near ? "; did you mean ${" : "", near ? near : "", near ? "}?" : "");
+        free_strs(paths, n);
+        return NULL;
+    }
+    if (resolve_node(root, target, expr, depth + 1, err)) return NULL;
+    return cfg_clone(target);
+}
+
+static int resolve_string(cfg_node *root, cfg_node *n, const char *path, int depth,
+                          cfg_error *err) {
+    const char *s = n->s;
+    size_t len = strlen(s);
+    // A value that is exactly one ${...} takes the referenced value with its type.
+    if (strncmp(s, "${", 2) == 0 && s[len - 1] == '}' && !strchr(s + 2, '$') &&
+        strchr(s, '}') == s + len - 1) {
+        char *expr = strndup(s + 2, len - 3);
+        cfg_node *v = eval_expr(root, trim(expr), path, depth, err);
+        free(expr);
+        if (!v) return -1;
+        free(n->s);
+        n->s = v->s;
+        v->s = NULL;
+        n->type = v->type;
+        n->b = v->b, n->i = v->i, n->f = v->f;
+        n->items = v->items, n->keys = v->keys, n->n = v->n, n->cap = v->cap;
+        v->items = NULL, v->keys = NULL, v->n = 0;
+        cfg_free(v);
+        return 0;
+    }
+    char *out = NULL;
+    size_t olen = 0;
+    FILE *f = open_memstream(&out, &olen);
+    CORE_CHECK(f != NULL, "open_memstream failed");
+    const char *p = s;
+    int rc = 0;
+    while (*p && rc == 0) {
+        if (p[0] == '\\' && p[1] == '$' && p[2] == '{') {
+            fputs("${", f);
+            p += 3;
+            continue;
+        }
+        if (p[0] == '$' && p[1] == '{') {
+            const char *close = strchr(p + 2, '}');
+            if (!close) {
+                set_err(err, 2, "%s: unterminated ${ in '%s'", path, s);
+                rc = -1;
+                break;
+            }
+            char *expr = strndup(p + 2, (size_t)(close - p - 2));
+            cfg_node *v = eval_expr(root, trim(expr), path, depth, err);
+            free(expr);
+            char text[1024];
+            if (!v) {
+                rc = -1;
+            } else if (scalar_text(v, text, sizeof text)) {
+                set_err(err, 2, "%s: cannot put the %s ${%.*s} inside a string", path,
+                        cfg_type_name(v->type), (int)(close - p - 2), p + 2);
+                rc = -1;
+            } else {
+                fputs(text, f);
+            }
+            cfg_free(v);
+            p = close + 1;
+            continue;
+        }
+        fputc(*p++, f);
+    }
+    fclose(f);
+    if (rc == 0) {
+        free(n->s);
+        n->s = out;
+    } else {
+        free(out);
+    }
+    return rc;
+}
+
+static int resolve_node(cfg_node *root, cfg_node *n, const char *path, int depth, cfg_error *err) {
+    if (depth > MAX_INTERP_DEPTH) {
+        set_err(err, 2, "%s: interpolations refer to each other in a cycle", path);
+        return -1;
+    }
+    if (n->type == CFG_STR) {
+        if (!strstr(n->s, "${")) return 0;
+        return resolve_string(root, n, path, depth, err);
+    }
+    for (int k = 0; k < n->n; k++) {
+        char sub[1024];
+        if (n->keys)
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", n->keys[k]);
+        else
+            snprintf(sub, sizeof sub, "%s[%d]", path, k);
+        if (resolve_node(root, n->items[k], sub, depth, err)) return -1;
+    }
+    return 0;
+}
+
+int cfg_resolve(cfg_node *root, cfg_error *err) {
+    return resolve_node(root, root, "", 0, err);
+}
+
+// ---- the whole job -----------------------------------------------------------------------
+
+cfg_node *cfg_compose(const cfg_search *s, const char *primary, int noverrides,
+                      char *const *overrides, cfg_error *err) {
+    if (s->ndirs == 0) {
+        set_err(err, 2, "no config folder found: set CRAM_CONFIG_PATH or pass --config-dir=DIR");
+        return NULL;
+    }
+    override *ov = parse_overrides(s, noverrides, overrides, err);
+    if (!ov) return NULL;
+    composer c = {.s = s, .ov = ov, .nov = noverrides, .err = err};
+    cfg_node *root = compose_file(&c, "", primary, 0);
+    // +group=option adds a group the defaults list does not have.
+    for (int k = 0; root && k < noverrides; k++) {
+        override *o = &ov[k];
+        if (!o->group || o->used) continue;
+        if (o->kind == OV_SET) {
+            set_err(err, 2, "%s=%s: the %s config has no '%s' in its defaults; write +%s=%s to add it",
+                    o->key, o->text, primary, o->key, o->key, o->text);
+            cfg_free(root);
+            root = NULL;
+            break;
+        }
+        char package[PATH_MAX];
+        snprintf(package, sizeof package, "%s", o->key);
+        for (char *p = package; *p; p++)
+            if (*p == '/') *p = '.';
+        o->used = true;
+        if (merge_group(&c, root, o->key, package, o->val, false, 0)) {
+            cfg_free(root);
+            root = NULL;
+        }
+    }
+    for (int k = 0; root && k < noverrides; k++) {
+        if (ov[k].group) continue;
+        if (apply_value_override(root, &ov[k], err)) {
+            cfg_free(root);
+            root = NULL;
+        }
+    }
+    free_overrides(ov, noverrides);
+    if (root && cfg_resolve(root, err)) {
+        cfg_free(root);
+        root = NULL;
+    }
+    return root;
+}

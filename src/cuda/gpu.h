@@ -1,0 +1,27 @@
+// The GPU entry points host code may call, as plain C. A build without CUDA provides the
+// same functions (gpu_none.c), which report that no GPU support was compiled in.
+#ifndef CRAM_GPU_H
+#define CRAM_GPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct {
+    int count;             // visible devices (0 when none or no driver)
+    char name[256];        // device 0
+    int cc_major, cc_minor; // compute capability of device 0
+    size_t total_mem;      // bytes on device 0
+    int runtime_version;   // e.g. 13000
+    int driver_version;    // 0 when no driver is loaded
+} gpu_info;
+
+// True when this binary was built with the CUDA backend.
+bool gpu_compiled(void);
+// Fills info. Returns 0 (count may be 0: no GPU is not an error), -1 with a message when
+// the runtime itself fails.
+int gpu_query(gpu_info *info, char *err, size_t errlen);
+// y[i] = a * x[i] + y[i] on device 0, for host arrays of n floats (copied in and out).
+// Returns 0, or -1 with a message naming the failing CUDA call.
+int gpu_axpy(float *y, const float *x, float a, size_t n, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,80 @@
+// Device query and a vector kernel: the smallest real use of the CUDA runtime, so the CUDA
+// build, its link and its test path exist before the model's kernels do.
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <string.h>
+
+extern "C" {
+#include "cuda/gpu.h"
+}
+
+#define CUDA_TRY(call)                                                                         \
+    do {                                                                                       \
+        cudaError_t e_ = (call);                                                               \
+        if (e_ != cudaSuccess) {                                                               \
+            snprintf(err, errlen, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,           \
+                     cudaGetErrorString(e_));                                                  \
+            goto fail;                                                                         \
+        }                                                                                      \
+    } while (0)
+
+__global__ static void axpy_kernel(float *y, const float *x, float a, size_t n) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        y[i] = fmaf(a, x[i], y[i]);
+}
+
+extern "C" bool gpu_compiled(void) {
+    return true;
+}
+
+extern "C" int gpu_query(gpu_info *info, char *err, size_t errlen) {
+    memset(info, 0, sizeof *info);
+    cudaRuntimeGetVersion(&info->runtime_version);
+    cudaDriverGetVersion(&info->driver_version);
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver) {
+        cudaGetLastError(); // clear the sticky "no device" state
+        return 0;
+    }
+    if (e != cudaSuccess) {
+        snprintf(err, errlen, "cudaGetDeviceCount failed: %s", cudaGetErrorString(e));
+        return -1;
+    }
+    info->count = count;
+    if (count > 0) {
+        cudaDeviceProp p;
+        e = cudaGetDeviceProperties(&p, 0);
+        if (e != cudaSuccess) {
+            snprintf(err, errlen, "cudaGetDeviceProperties failed: %s", cudaGetErrorString(e));
+            return -1;
+        }
+        snprintf(info->name, sizeof info->name, "%s", p.name);
+        info->cc_major = p.major;
+        info->cc_minor = p.minor;
+        info->total_mem = p.totalGlobalMem;
+    }
+    return 0;
+}
+
+extern "C" int gpu_axpy(float *y, const float *x, float a, size_t n, char *err, size_t errlen) {
+    float *dx = NULL, *dy = NULL;
+    int blocks = (int)((n + 255) / 256);
+    if (blocks > 65535) blocks = 65535;
+    if (blocks < 1) blocks = 1;
+    CUDA_TRY(cudaMalloc(&dx, n * sizeof(float)));
+    CUDA_TRY(cudaMalloc(&dy, n * sizeof(float)));
+    CUDA_TRY(cudaMemcpy(dx, x, n * sizeof(float), cudaMemcpyHostToDevice));
+    CUDA_TRY(cudaMemcpy(dy, y, n * sizeof(float), cudaMemcpyHostToDevice));
+    axpy_kernel<<<blocks, 256>>>(dy, dx, a, n);
+    CUDA_TRY(cudaGetLastError());
+    CUDA_TRY(cudaMemcpy(y, dy, n * sizeof(float), cudaMemcpyDeviceToHost));
+    cudaFree(dx);
+    cudaFree(dy);
+    return 0;
+fail:
+    cudaFree(dx);
+    cudaFree(dy);
+    return -1;
+}
