@@ -23,5 +23,8 @@ int gpu_query(gpu_info *info, char *err, size_t errlen);
 // y[i] = a * x[i] + y[i] on device 0, for host arrays of n floats (copied in and out).
 // Returns 0, or -1 with a message naming the failing CUDA call.
 int gpu_axpy(float *y, const float *x, float a, size_t n, char *err, size_t errlen);
+// Times the axpy kernel on device-resident data: the median of `iters` launches, in
+// milliseconds, measured with CUDA events after a warm-up. Returns 0 or -1 with a message.
+int gpu_axpy_time(size_t n, int iters, double *median_ms, char *err, size_t errlen);
 
 #endif

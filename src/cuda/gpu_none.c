@@ -20,3 +20,9 @@ int gpu_axpy(float *y, const float *x, float a, size_t n, char *err, size_t errl
     snprintf(err, errlen, "this cram was built without CUDA (nvcc was not found at build time)");
     return -1;
 }
+
+int gpu_axpy_time(size_t n, int iters, double *median_ms, char *err, size_t errlen) {
+    (void)n, (void)iters, (void)median_ms;
+    snprintf(err, errlen, "this cram was built without CUDA (nvcc was not found at build time)");
+    return -1;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: install what is missing, build, run the unit and command-line tests, then
+# the same tests again under AddressSanitizer + UndefinedBehaviorSanitizer, then a short fuzz run.
+#   scripts/test.sh              everything (what CI runs)
+#   scripts/test.sh --quick      the normal build's tests only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j"$jobs"
+ctest --test-dir build --output-on-failure -j"$jobs"
+[ "${1:-}" = "--quick" ] && exit 0
+
+# The sanitizer build leaves CUDA out: the CUDA runtime and ASan do not mix, and nothing can
+# run GPU code here anyway.
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCRAM_SANITIZE=ON -DCRAM_CUDA=OFF
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+scripts/fuzz.sh "${CRAM_FUZZ_SECONDS:-60}"
