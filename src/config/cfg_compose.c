@@ -304,6 +304,36 @@ static bool valid_key(const char *k) {
     return true;
 }
 
+// Values end up in YAML, which holds UTF-8 text only (and no control characters but tab).
+static bool valid_utf8(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int extra;
+        uint32_t cp;
+        if (*p < 0x80) {
+            if (*p < 0x20 && *p != '\t') return false;
+            p++;
+            continue;
+        } else if ((*p & 0xE0) == 0xC0) {
+            extra = 1, cp = *p & 0x1F;
+        } else if ((*p & 0xF0) == 0xE0) {
+            extra = 2, cp = *p & 0x0F;
+        } else if ((*p & 0xF8) == 0xF0) {
+            extra = 3, cp = *p & 0x07;
+        } else {
+            return false;
+        }
+        p++;
+        for (int k = 0; k < extra; k++, p++) {
+            if ((*p & 0xC0) != 0x80) return false;
+            cp = cp << 6 | (*p & 0x3F);
+        }
+        static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    }
+    return true;
+}
+
 static override *parse_overrides(const cfg_search *s, int n, char *const *args, cfg_error *err) {
     override *ov = xcalloc((size_t)(n ? n : 1), sizeof *ov);
     for (int k = 0; k < n; k++) {
@@ -325,6 +355,12 @@ static override *parse_overrides(const cfg_search *s, int n, char *const *args, 
             return NULL;
         }
         if (eq) {
+            if (!valid_utf8(eq + 1)) {
+                set_err(err, 2, "cannot read the override for %s: the value is not valid UTF-8",
+                        o->key);
+                free_overrides(ov, n);
+                return NULL;
+            }
             o->text = xstrdup(eq + 1);
             o->val = parse_value(o->text, 0, err);
             if (!o->val) {
@@ -380,6 +416,20 @@ static bool compatible(cfg_type decl, const cfg_node *v) {
     return decl == v->type;
 }
 
+// "a string", "an integer": a type's name with its article, for messages.
+static const char *a_type(cfg_type t) {
+    switch (t) {
+    case CFG_INT: return "an integer";
+    case CFG_NULL: return "a null";
+    case CFG_BOOL: return "a boolean";
+    case CFG_FLOAT: return "a number";
+    case CFG_STR: return "a string";
+    case CFG_LIST: return "a list";
+    case CFG_MAP: return "a mapping";
+    }
+    return "a value";
+}
+
 static void describe(const cfg_node *v, char *out, size_t len) {
     char num[64];
     switch (v->type) {
@@ -390,7 +440,7 @@ static void describe(const cfg_node *v, char *out, size_t len) {
         snprintf(out, len, "the number %s", num);
         break;
     case CFG_BOOL: snprintf(out, len, "the boolean %s", v->b ? "true" : "false"); break;
-    default: snprintf(out, len, "a %s", cfg_type_name(v->type));
+    default: snprintf(out, len, "%s", a_type(v->type));
     }
 }
 
@@ -412,8 +462,8 @@ static int merge(cfg_node *dst, const cfg_node *src, const char *prefix, cfg_err
         if (!compatible(dv->decl, sv)) {
             char what[300];
             describe(sv, what, sizeof what);
-            set_err(err, 2, "%s: %s is a %s in %s, but this file sets it to %s",
-                    sv->origin ? sv->origin : "?", path, cfg_type_name(dv->decl),
+            set_err(err, 2, "%s: %s is %s in %s, but this file sets it to %s",
+                    sv->origin ? sv->origin : "?", path, a_type(dv->decl),
                     dv->origin ? dv->origin : "an earlier file", what);
             return -1;
         }
@@ -443,8 +493,8 @@ static cfg_node *package_map(cfg_node *root, const char *package, cfg_error *err
             cfg_map_set(cur, part, m);
             next = m;
         } else if (next->type != CFG_MAP) {
-            set_err(err, 2, "cannot place the config group at '%s': '%s' already holds a %s",
-                    package, part, cfg_type_name(next->type));
+            set_err(err, 2, "cannot place the config group at '%s': '%s' already holds %s",
+                    package, part, a_type(next->type));
             free(copy);
             return NULL;
         }
@@ -579,6 +629,14 @@ static cfg_node *compose_file(composer *c, const char *group, const char *option
             if (*p == '/') *p = '.';
         const cfg_node *choice = e->items[0];
         override *o = group_override(c, sub_group);
+        if (o && o->kind == OV_ADD) {
+            // Hydra: "+group=option" only appends a group the defaults list lacks.
+            set_err(c->err, 2, "+%s=%s: %s is already in the defaults list (%s); write %s=%s to "
+                    "change it, or ++%s=%s", o->key, o->text, o->key, path, o->key, o->text,
+                    o->key, o->text);
+            rc = -1;
+            break;
+        }
         if (o) {
             choice = o->val;
             o->used = true;
@@ -635,8 +693,8 @@ static cfg_node *coerce(const override *o, const cfg_node *target, cfg_error *er
     if (target && !compatible(decl, v)) {
         char what[300];
         describe(v, what, sizeof what);
-        set_err(err, 2, "%s=%s: %s takes a %s (as set in %s), not %s", o->key, o->text, o->key,
-                cfg_type_name(decl), target->origin ? target->origin : "its config file", what);
+        set_err(err, 2, "%s=%s: %s takes %s (as set in %s), not %s", o->key, o->text, o->key,
+                a_type(decl), target->origin ? target->origin : "its config file", what);
         cfg_free(v);
         return NULL;
     }
@@ -675,8 +733,8 @@ static int apply_value_override(cfg_node *root, const override *o, cfg_error *er
         if (!parent) return -1;
     }
     if (parent->type != CFG_MAP) {
-        set_err(err, 2, "%s: the parent of %s is a %s, not a mapping", o->key, last,
-                cfg_type_name(parent->type));
+        set_err(err, 2, "%s: the parent of %s is %s, not a mapping", o->key, last,
+                a_type(parent->type));
         return -1;
     }
     cfg_node *v = coerce(o, target, err);
@@ -716,6 +774,11 @@ static cfg_node *eval_expr(cfg_node *root, const char *expr, const char *path, i
         char *comma = strchr(copy, ',');
         if (comma) *comma = 0;
         const char *v = getenv(trim(copy));
+        if (v && !valid_utf8(v)) {
+            set_err(err, 2, "%s: environment variable %s is not valid UTF-8 text", path, trim(copy));
+            free(copy);
+            return NULL;
+        }
         cfg_node *out = v ? cfg_new_str(v) : comma ? parse_value(comma + 1, 0, err) : NULL;
         if (!v && !comma)
             set_err(err, 2, "%s: environment variable %s is not set", path, trim(copy));
@@ -724,6 +787,10 @@ static cfg_node *eval_expr(cfg_node *root, const char *expr, const char *path, i
     }
     if (strchr(expr, ':')) {
         set_err(err, 2, "%s: unknown resolver in ${%s}", path, expr);
+        return NULL;
+    }
+    if (!*expr) {
+        set_err(err, 2, "%s: empty interpolation ${}", *path ? path : "(top level)");
         return NULL;
     }
     if (expr[0] == '.') {
@@ -791,8 +858,8 @@ static int resolve_string(cfg_node *root, cfg_node *n, const char *path, int dep
             if (!v) {
                 rc = -1;
             } else if (scalar_text(v, text, sizeof text)) {
-                set_err(err, 2, "%s: cannot put the %s ${%.*s} inside a string", path,
-                        cfg_type_name(v->type), (int)(close - p - 2), p + 2);
+                set_err(err, 2, "%s: cannot put %s ${%.*s} inside a string", path,
+                        a_type(v->type), (int)(close - p - 2), p + 2);
                 rc = -1;
             } else {
                 fputs(text, f);

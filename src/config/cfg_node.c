@@ -160,15 +160,31 @@ static void strip_underscores(const char *s, char *buf, size_t len) {
     buf[o] = 0;
 }
 
+// YAML 1.1 integers, as PyYAML's SafeLoader reads them: 42, 900_000, 0x1f, 0b101 and 017
+// (a leading 0 means octal; 09 is therefore not a number but a string).
 static bool parse_int_text(const char *s, int64_t *out) {
     const char *p = s;
     if (*p == '+' || *p == '-') p++;
-    size_t k = digits(p, true);
-    if (k == 0 || p[k] != 0 || strlen(s) > 64) return false;
+    if (strlen(s) > 64 || !isdigit((unsigned char)p[0])) return false;
+    int base = 10;
+    const char *d = p; // the digits (with '_'), after any 0x / 0b prefix
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'b')) base = p[1] == 'x' ? 16 : 2, d = p + 2;
+    else if (p[0] == '0' && p[1]) base = 8;
+    size_t k = 0, nd = 0;
+    for (; d[k]; k++) {
+        int c = (unsigned char)d[k];
+        if (c == '_') continue;
+        bool ok = base == 16 ? isxdigit(c) : base == 2 ? (c == '0' || c == '1')
+                : base == 8  ? (c >= '0' && c <= '7') : isdigit(c);
+        if (!ok) return false;
+        nd++;
+    }
+    if (nd == 0) return false;
     char buf[72];
-    strip_underscores(s, buf, sizeof buf);
+    buf[0] = s[0] == '-' ? '-' : '+';
+    strip_underscores(d, buf + 1, sizeof buf - 1);
     errno = 0;
-    long long v = strtoll(buf, NULL, 10);
+    long long v = strtoll(buf, NULL, base);
     if (errno) return false;
     *out = v;
     return true;
@@ -334,19 +350,77 @@ static cfg_node *convert(yaml_conv *c, yaml_node_t *y, int depth) {
     return n;
 }
 
+static void parser_error(const yaml_parser_t *p, const char *buf, size_t len, const char *name,
+                         cfg_error *err) {
+    yaml_mark_t m = p->problem_mark;
+    if (p->error == YAML_READER_ERROR) {
+        // The reader (bad bytes, bad UTF-8) reports a byte offset, not a line and column.
+        m.line = m.column = 0;
+        for (size_t k = 0; k < p->problem_offset && k < len; k++) {
+            if (buf[k] == '\n') m.line++, m.column = 0;
+            else m.column++;
+        }
+    }
+    set_err(err, 2, "%s:%zu:%zu: malformed YAML: %s%s%s", name, m.line + 1, m.column + 1,
+            p->problem ? p->problem : "syntax error", p->context ? " " : "",
+            p->context ? p->context : "");
+}
+
+// A first pass over the events, before libyaml's loader builds anything: refuses deep nesting
+// (libyaml's scanner slows down with the square of the depth: 200000 '[' take a minute) and a
+// second document in the stream (the reference's loader refuses it as well).
+static bool yaml_prescan(const char *buf, size_t len, const char *name, cfg_error *err) {
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) {
+        set_err(err, 1, "%s: cannot start the YAML parser", name);
+        return false;
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+    int depth = 0, docs = 0;
+    bool ok = true;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            parser_error(&p, buf, len, name, err);
+            ok = false;
+            break;
+        }
+        yaml_event_type_t t = ev.type;
+        yaml_mark_t m = ev.start_mark;
+        yaml_event_delete(&ev);
+        if (t == YAML_STREAM_END_EVENT) break;
+        if (t == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
+            set_err(err, 2, "%s:%zu:%zu: a second YAML document; a config file holds one", name,
+                    m.line + 1, m.column + 1);
+            ok = false;
+            break;
+        }
+        if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+            if (++depth > CFG_MAX_DEPTH) {
+                set_err(err, 2, "%s:%zu:%zu: nesting deeper than %d levels", name, m.line + 1,
+                        m.column + 1, CFG_MAX_DEPTH);
+                ok = false;
+                break;
+            }
+        } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+    }
+    yaml_parser_delete(&p);
+    return ok;
+}
+
 cfg_node *cfg_parse_yaml(const char *buf, size_t len, const char *name, cfg_error *err) {
     yaml_parser_t parser;
     yaml_document_t doc;
+    if (!yaml_prescan(buf, len, name, err)) return NULL;
     if (!yaml_parser_initialize(&parser)) {
         set_err(err, 1, "%s: cannot start the YAML parser", name);
         return NULL;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        yaml_mark_t m = parser.problem_mark;
-        set_err(err, 2, "%s:%zu:%zu: malformed YAML: %s%s%s", name, m.line + 1, m.column + 1,
-                parser.problem ? parser.problem : "syntax error",
-                parser.context ? " " : "", parser.context ? parser.context : "");
+        parser_error(&parser, buf, len, name, err);
         yaml_parser_delete(&parser);
         return NULL;
     }
@@ -441,8 +515,11 @@ void cfg_format_float(double v, char *out, size_t outlen) {
 
 static int emit_scalar(yaml_emitter_t *em, const char *text, yaml_scalar_style_t style) {
     yaml_event_t ev;
-    yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), 1, 1,
-                                 style);
+    // This fails on text that is not UTF-8 (a command-line value, an environment variable) and
+    // then leaves ev untouched: emitting it anyway would hand libyaml a stale event.
+    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), 1,
+                                      1, style))
+        return 0;
     return yaml_emitter_emit(em, &ev);
 }
 
@@ -466,18 +543,21 @@ static int emit_node(yaml_emitter_t *em, const cfg_node *n) {
         return emit_scalar(em, n->s, quote ? YAML_SINGLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE);
     }
     case CFG_LIST:
-        yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
-                                             n->n ? YAML_BLOCK_SEQUENCE_STYLE
-                                                  : YAML_FLOW_SEQUENCE_STYLE);
-        if (!yaml_emitter_emit(em, &ev)) return 0;
+        if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+                                                  n->n ? YAML_BLOCK_SEQUENCE_STYLE
+                                                       : YAML_FLOW_SEQUENCE_STYLE) ||
+            !yaml_emitter_emit(em, &ev))
+            return 0;
         for (int k = 0; k < n->n; k++)
             if (!emit_node(em, n->items[k])) return 0;
         yaml_sequence_end_event_initialize(&ev);
         return yaml_emitter_emit(em, &ev);
     case CFG_MAP:
-        yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
-                                            n->n ? YAML_BLOCK_MAPPING_STYLE : YAML_FLOW_MAPPING_STYLE);
-        if (!yaml_emitter_emit(em, &ev)) return 0;
+        if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
+                                                 n->n ? YAML_BLOCK_MAPPING_STYLE
+                                                      : YAML_FLOW_MAPPING_STYLE) ||
+            !yaml_emitter_emit(em, &ev))
+            return 0;
         for (int k = 0; k < n->n; k++) {
             if (!emit_scalar(em, n->keys[k], YAML_ANY_SCALAR_STYLE)) return 0;
             if (!emit_node(em, n->items[k])) return 0;
@@ -547,6 +627,13 @@ cfg_node *cfg_get(const cfg_node *root, const char *path) {
     return (cfg_node *)cur;
 }
 
+// "a string", "an integer": a type's name with its article, for messages.
+static const char *a_type(cfg_type t) {
+    return t == CFG_INT ? "an integer" : t == CFG_NULL ? "null" : t == CFG_BOOL ? "a boolean"
+         : t == CFG_FLOAT ? "a number" : t == CFG_STR ? "a string" : t == CFG_LIST ? "a list"
+         : "a mapping";
+}
+
 static cfg_node *get_typed(const cfg_node *root, const char *path, cfg_error *err) {
     cfg_node *n = cfg_get(root, path);
     if (!n) set_err(err, 2, "missing config key %s", path);
@@ -558,7 +645,7 @@ int cfg_get_num(const cfg_node *root, const char *path, double *out, cfg_error *
     if (!n) return -1;
     if (n->type == CFG_INT) return (*out = (double)n->i), 0;
     if (n->type == CFG_FLOAT) return (*out = n->f), 0;
-    set_err(err, 2, "config key %s must be a number, not a %s", path, cfg_type_name(n->type));
+    set_err(err, 2, "config key %s must be a number, not %s", path, a_type(n->type));
     return -1;
 }
 
@@ -570,7 +657,7 @@ int cfg_get_int(const cfg_node *root, const char *path, int64_t *out, cfg_error 
     if (n->type == CFG_FLOAT && n->f == floor(n->f) && fabs(n->f) < 9.2e18)
         return (*out = (int64_t)n->f), 0;
     set_err(err, 2, "config key %s must be a whole number, not %s", path,
-            n->type == CFG_FLOAT ? "a fraction" : cfg_type_name(n->type));
+            n->type == CFG_FLOAT ? "a fraction" : a_type(n->type));
     return -1;
 }
 
@@ -578,7 +665,7 @@ int cfg_get_bool(const cfg_node *root, const char *path, bool *out, cfg_error *e
     cfg_node *n = get_typed(root, path, err);
     if (!n) return -1;
     if (n->type == CFG_BOOL) return (*out = n->b), 0;
-    set_err(err, 2, "config key %s must be true or false, not a %s", path, cfg_type_name(n->type));
+    set_err(err, 2, "config key %s must be true or false, not %s", path, a_type(n->type));
     return -1;
 }
 
@@ -586,7 +673,7 @@ int cfg_get_str(const cfg_node *root, const char *path, const char **out, cfg_er
     cfg_node *n = get_typed(root, path, err);
     if (!n) return -1;
     if (n->type == CFG_STR) return (*out = n->s), 0;
-    set_err(err, 2, "config key %s must be a string, not a %s", path, cfg_type_name(n->type));
+    set_err(err, 2, "config key %s must be a string, not %s", path, a_type(n->type));
     return -1;
 }
 

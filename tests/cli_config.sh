@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Command-line behaviour of `cram config` (and the top-level command table): the printed YAML,
+# exit codes (0 ok, 2 bad input) and the messages that point at the mistake.
+# Usage: tests/cli_config.sh path/to/cram   (run from the repository root)
+set -u
+
+CRAM=${1:?usage: $0 path/to/cram}
+if [ ! -x "$CRAM" ]; then
+    echo "cram binary not found: $CRAM" >&2
+    exit 77
+fi
+export CRAM_CONFIG_PATH="$PWD/configs"
+FIX="$PWD/tests/fixtures/config"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# run NAME EXPECTED_RC ARGS...: runs cram, keeps stdout/stderr in $tmp/NAME.{out,err}
+run() {
+    local name=$1 want=$2
+    shift 2
+    "$CRAM" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+    local rc=$?
+    if [ "$rc" -ne "$want" ]; then
+        fail "$name: cram $* exited $rc, expected $want"
+        sed 's/^/    stderr: /' "$tmp/$name.err" | head -5 >&2
+    fi
+}
+
+# has NAME out|err PATTERN (grep -E, whole line unless the pattern says otherwise)
+has() {
+    if ! grep -qE -- "$3" "$tmp/$1.$2"; then
+        fail "$1: std$2 has no line matching /$3/"
+        sed 's/^/    got: /' "$tmp/$1.$2" | head -8 >&2
+    fi
+}
+
+hasnt() {
+    if grep -qE -- "$3" "$tmp/$1.$2"; then
+        fail "$1: std$2 unexpectedly matches /$3/"
+    fi
+}
+
+empty() {
+    if [ -s "$tmp/$1.$2" ]; then
+        fail "$1: std$2 should be empty"
+        sed 's/^/    got: /' "$tmp/$1.$2" | head -5 >&2
+    fi
+}
+
+# --- the issue's example ------------------------------------------------------------------
+run issue 0 config pretrain arch=crammed-bert train=bert-o4 train.optim.lr=1e-4 budget=48
+has issue out '^    lr: 0\.0001$'
+has issue out '^budget: 48$'
+has issue out '^  budget: 48$'            # train.budget follows ${budget}
+has issue out '^  sparse_prediction: 0\.25$'
+has issue out '^    embedding_dim: 768$'
+has issue out '^  name: bert-o4$'
+has issue out '^  - ScriptableCrammedBERT$'
+has issue out '^  - LayerNorm\.weight$'
+has issue out '^seed: null$'
+has issue out '^  norm_eps: 1\.0e-12$'
+hasnt issue out '\$\{'                    # everything is resolved
+empty issue err
+
+# the printed YAML is a config cram reads back: it composes as a primary config unchanged
+mkdir -p "$tmp/back"
+cp "$tmp/issue.out" "$tmp/back/pretrain.yaml"
+run back 0 config pretrain --config-dir="$tmp/back"
+if ! cmp -s "$tmp/issue.out" "$tmp/back.out"; then
+    fail "back: the printed config does not read back to the same YAML"
+    diff "$tmp/issue.out" "$tmp/back.out" | head -10 >&2
+fi
+
+# --- defaults, eval, group choices ----------------------------------------------------------
+run defaults 0 config pretrain
+has defaults out '^budget: 24$'
+has defaults out '^name: default$'
+has defaults out '^  name: bert-base$'
+has defaults out '^  microbatch_size: 128$'
+
+run eval 0 config eval eval/tasks=[rte,cola] impl.microbatch_size=16
+has eval out '^    rte:$'
+has eval out '^    cola:$'
+hasnt eval out '^    mnli:$'
+has eval out '^  microbatch_size: 16$'
+has eval out '^  project: cramming-eval$'
+has eval out '^    lr: 4\.0e-05$'
+
+run quoted 0 config pretrain name=123 "+train.note='1e-3'" seed=7
+has quoted out "^name: '123'$"
+has quoted out "^  note: '1e-3'$"
+has quoted out '^seed: 7$'
+
+run extra 0 config pretrain --config-dir "$FIX/cli" arch=tiny-test
+has extra out '^  - TinyTest$'
+
+# --- errors -------------------------------------------------------------------------------------
+run lrr 2 config pretrain train.optim.lrr=1
+has lrr err 'did you mean train\.optim\.lr\?'
+empty lrr out
+
+run bret 2 config pretrain arch=crammed-bret
+has bret err 'did you mean arch=crammed-bert\?'
+has bret err 'crammed-bert-simple'
+empty bret out
+
+run abc 2 config pretrain train.optim.lr=abc
+has abc err "train\.optim\.lr takes a number .*not the string 'abc'"
+
+run unknown 2 config pretrain foo=1
+has unknown err 'unknown key foo'
+
+run addexisting 2 config pretrain +train.optim.lr=1
+has addexisting err 'already exists'
+
+run addgroup 2 config pretrain +wandb=default
+has addgroup err 'already in the defaults list'
+
+run badjob 2 config train
+has badjob err "unknown job 'train'"
+
+run nojob 2 config
+has nojob err 'usage: cram config'
+
+run nodir 2 config pretrain --config-dir=/nonexistent/cram-configs
+has nodir err '/nonexistent/cram-configs'
+
+run brokengroup 2 config pretrain --config-dir="$FIX/cli" arch=broken
+has brokengroup err 'cli/arch/broken\.yaml:4:6: malformed YAML'
+
+run brokenprimary 2 config pretrain --config-dir "$FIX/cli_bad"
+has brokenprimary err 'cli_bad/pretrain\.yaml:3:9: malformed YAML'
+empty brokenprimary out
+
+# --- the command table ------------------------------------------------------------------------
+run nosuch 2 nosuchcommand
+has nosuch err "unknown command 'nosuchcommand'"
+
+run help 0 --help
+has help out '^  config +'
+
+run confighelp 0 config --help
+has confighelp out 'usage: cram config pretrain\|eval'
+
+run none 2
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures check(s) failed" >&2
+    exit 1
+fi
+echo "cli_config: all checks passed"
+exit 0
