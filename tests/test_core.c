@@ -31,7 +31,8 @@ static const char *tmp_path(char *out, size_t n, const char *name) {
     return out;
 }
 
-static char *slurp(const char *path, size_t *n) {
+// noinline: after inlining, gcc -O3 mistakes the returned heap buffer for a dangling local.
+__attribute__((noinline)) static char *slurp(const char *path, size_t *n) {
     char *buf = NULL;
     size_t len = 0;
     char err[256];
