@@ -1,0 +1,201 @@
+/* Training-state file, version 1 (all integers little endian):
+ *   0  "CRAMSTAT"   8  u32 version   12 u32 reserved (0)
+ *   16 u64 step     24 u64 opt_t     32 f64 elapsed_s   40 u64 seed   48 u64 model_hash
+ *   56 u64 n        64 u32 npos      68 u32 rng_bytes
+ *   72 u64 pos[npos], then rng_bytes bytes padded with zeros to a multiple of 8,
+ *   then f32 params[n], f32 m[n], f32 v[n], then u64 checksum = core_hash64(all bytes before).
+ * Floats are stored as the host's IEEE-754 little-endian bytes (every machine cram runs on). */
+#include "train/trainstate.h"
+
+#include "core/fileio.h"
+#include "core/hash.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char ts_magic[8] = {'C', 'R', 'A', 'M', 'S', 'T', 'A', 'T'};
+#define TS_FIXED 72
+
+static ts_status errf(char *err, size_t errlen, ts_status code, const char *path, const char *fmt,
+                      ...) __attribute__((format(printf, 5, 6)));
+static ts_status errf(char *err, size_t errlen, ts_status code, const char *path, const char *fmt,
+                      ...) {
+    if (err && errlen) {
+        int k = snprintf(err, errlen, "%s: ", path);
+        if (k < 0) k = 0;
+        if ((size_t)k < errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return code;
+}
+
+static void put_u32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+static uint64_t get_u64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static size_t rng_padded(uint32_t k) {
+    return ((size_t)k + 7) / 8 * 8;
+}
+
+/* The header bytes (fixed part, positions, RNG); returns their count. */
+static size_t encode_header(unsigned char *buf, const ts_header *h) {
+    memset(buf, 0, TS_FIXED + 8 * TS_MAX_POS + TS_MAX_RNG);
+    memcpy(buf, ts_magic, 8);
+    put_u32(buf + 8, TS_VERSION);
+    put_u64(buf + 16, h->step);
+    put_u64(buf + 24, h->opt_t);
+    uint64_t e;
+    memcpy(&e, &h->elapsed_s, 8);
+    put_u64(buf + 32, e);
+    put_u64(buf + 40, h->seed);
+    put_u64(buf + 48, h->model_hash);
+    put_u64(buf + 56, h->n);
+    put_u32(buf + 64, h->npos);
+    put_u32(buf + 68, h->rng_bytes);
+    size_t off = TS_FIXED;
+    for (uint32_t i = 0; i < h->npos; i++, off += 8)
+        put_u64(buf + off, h->pos[i]);
+    memcpy(buf + off, h->rng, h->rng_bytes);
+    return off + rng_padded(h->rng_bytes);
+}
+
+ts_status ts_write(const char *path, const ts_header *h, const float *params, const float *m,
+                   const float *v, char *err, size_t errlen) {
+    if (h->npos > TS_MAX_POS || h->rng_bytes > TS_MAX_RNG)
+        return errf(err, errlen, TS_EINVAL, path, "too many position words or RNG bytes");
+    if (h->n && (!params || !m || !v))
+        return errf(err, errlen, TS_EINVAL, path, "missing parameter or moment buffers");
+    unsigned char hdr[TS_FIXED + 8 * TS_MAX_POS + TS_MAX_RNG];
+    size_t hn = encode_header(hdr, h);
+    core_hash hs;
+    core_hash_init(&hs, 0);
+    core_hash_update(&hs, hdr, hn);
+    core_atomic_file af;
+    char e[512];
+    if (core_atomic_open(&af, path, e, sizeof e) != 0)
+        return errf(err, errlen, TS_EIO, path, "%s", e);
+    bool ok = fwrite(hdr, 1, hn, af.fp) == hn;
+    const float *bufs[3] = {params, m, v};
+    for (int b = 0; b < 3 && ok && h->n; b++) {
+        size_t bytes = (size_t)h->n * sizeof(float);
+        core_hash_update(&hs, bufs[b], bytes);
+        ok = fwrite(bufs[b], 1, bytes, af.fp) == bytes;
+    }
+    unsigned char sum[8];
+    put_u64(sum, core_hash_final(&hs));
+    ok = ok && fwrite(sum, 1, 8, af.fp) == 8;
+    if (!ok) {
+        core_atomic_abort(&af);
+        return errf(err, errlen, TS_EIO, path, "write failed");
+    }
+    if (core_atomic_commit(&af, e, sizeof e) != 0) {
+        core_atomic_abort(&af);
+        return errf(err, errlen, TS_EIO, path, "%s", e);
+    }
+    return TS_OK;
+}
+
+ts_status ts_read(const char *path, ts_header *h, float *params, float *m, float *v, size_t n,
+                  uint64_t expect_model_hash, char *err, size_t errlen) {
+    memset(h, 0, sizeof *h);
+    core_mmap map = {0};
+    char e[512];
+    if (core_mmap_open(&map, path, e, sizeof e) != 0)
+        return errf(err, errlen, TS_EIO, path, "%s", e);
+    const unsigned char *p = map.ptr;
+    const size_t len = map.size;
+    ts_status rc = TS_OK;
+    if (len < 8 || memcmp(p, ts_magic, 8) != 0) {
+        rc = errf(err, errlen, TS_EFORMAT, path, "not a cram training-state file (bad magic)");
+        goto out;
+    }
+    if (len < TS_FIXED + 8) {
+        rc = errf(err, errlen, TS_EFORMAT, path, "truncated (%zu bytes)", len);
+        goto out;
+    }
+    uint32_t version = get_u32(p + 8);
+    if (version != TS_VERSION) {
+        rc = errf(err, errlen, TS_EFORMAT, path,
+                  "training-state version %u, this build reads version %u", version, TS_VERSION);
+        goto out;
+    }
+    uint64_t fn = get_u64(p + 56);
+    uint32_t npos = get_u32(p + 64), rng_bytes = get_u32(p + 68);
+    if (npos > TS_MAX_POS || rng_bytes > TS_MAX_RNG) {
+        rc = errf(err, errlen, TS_EFORMAT, path, "corrupt header (%u position words, %u RNG bytes)",
+                  npos, rng_bytes);
+        goto out;
+    }
+    size_t hn = TS_FIXED + 8 * (size_t)npos + rng_padded(rng_bytes);
+    if (fn > (SIZE_MAX - hn - 8) / 12 || len != hn + 12 * fn + 8) {
+        rc = errf(err, errlen, TS_EFORMAT, path,
+                  "file has %zu bytes, but its header (%llu parameters) says %llu: truncated or "
+                  "corrupt",
+                  len, (unsigned long long)fn,
+                  fn > (SIZE_MAX - hn - 8) / 12 ? 0ULL : (unsigned long long)(hn + 12 * fn + 8));
+        goto out;
+    }
+    uint64_t want = get_u64(p + len - 8), got = core_hash64(p, len - 8, 0);
+    if (want != got) {
+        rc = errf(err, errlen, TS_EFORMAT, path,
+                  "checksum mismatch (stored %016llx, computed %016llx): the file is corrupt",
+                  (unsigned long long)want, (unsigned long long)got);
+        goto out;
+    }
+    h->step = get_u64(p + 16);
+    h->opt_t = get_u64(p + 24);
+    uint64_t eb = get_u64(p + 32);
+    memcpy(&h->elapsed_s, &eb, 8);
+    h->seed = get_u64(p + 40);
+    h->model_hash = get_u64(p + 48);
+    h->n = fn;
+    h->npos = npos;
+    for (uint32_t i = 0; i < npos; i++)
+        h->pos[i] = get_u64(p + TS_FIXED + 8 * i);
+    h->rng_bytes = rng_bytes;
+    memcpy(h->rng, p + TS_FIXED + 8 * npos, rng_bytes);
+    if (!params) goto out;
+    if (fn != n) {
+        rc = errf(err, errlen, TS_EMISMATCH, path,
+                  "holds %llu parameters, the model has %zu (a different architecture?)",
+                  (unsigned long long)fn, n);
+        goto out;
+    }
+    if (expect_model_hash && h->model_hash != expect_model_hash) {
+        rc = errf(err, errlen, TS_EMISMATCH, path,
+                  "parameter layout %016llx differs from the model's %016llx",
+                  (unsigned long long)h->model_hash, (unsigned long long)expect_model_hash);
+        goto out;
+    }
+    if (n) {
+        memcpy(params, p + hn, n * sizeof(float));
+        memcpy(m, p + hn + n * sizeof(float), n * sizeof(float));
+        memcpy(v, p + hn + 2 * n * sizeof(float), n * sizeof(float));
+    }
+out:
+    core_mmap_close(&map);
+    return rc;
+}
