@@ -45,7 +45,8 @@ static void check_axpy(size_t n, float a) {
     if (rc) fprintf(stderr, "gpu_axpy: %s\n", err);
     assert_int_equal(rc, 0);
     size_t bad = 0;
-    for (size_t i = 0; i < n; i++) bad += memcmp(&y[i], &want[i], sizeof(float)) != 0;
+    for (size_t i = 0; i < n; i++)
+        bad += memcmp(&y[i], &want[i], sizeof(float)) != 0;
     assert_int_equal(bad, 0);
     free(x);
     free(y);

@@ -14,8 +14,10 @@ cfg_node *cfg_from_args(const char *primary, int argc, char **argv, cfg_error *e
     int nrest = 0;
     for (int k = 0; k < argc; k++) {
         const char *dir = NULL;
-        if (strncmp(argv[k], "--config-dir=", 13) == 0) dir = argv[k] + 13;
-        else if (strcmp(argv[k], "--config-dir") == 0 && k + 1 < argc) dir = argv[++k];
+        if (strncmp(argv[k], "--config-dir=", 13) == 0)
+            dir = argv[k] + 13;
+        else if (strcmp(argv[k], "--config-dir") == 0 && k + 1 < argc)
+            dir = argv[++k];
         if (dir) {
             if (cfg_search_add(&s, dir)) {
                 snprintf(err->msg, sizeof err->msg, "--config-dir %s: no such folder", dir);

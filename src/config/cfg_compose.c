@@ -18,17 +18,6 @@
 #define MAX_COMPOSE_DEPTH 16
 #define MAX_INTERP_DEPTH 32
 
-static void set_err(cfg_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(cfg_error *err, int code, const char *fmt, ...) {
-    if (!err) return;
-    err->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-}
-
 static bool is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -46,7 +35,8 @@ void cfg_search_init(cfg_search *s) {
 }
 
 void cfg_search_free(cfg_search *s) {
-    for (int k = 0; k < s->ndirs; k++) free(s->dirs[k]);
+    for (int k = 0; k < s->ndirs; k++)
+        free(s->dirs[k]);
     s->ndirs = 0;
 }
 
@@ -110,7 +100,8 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void list_dir(const char *dir, const char *prefix, int depth, char ***out, int *n, int *cap) {
+static void list_dir(const char *dir, const char *prefix, int depth, char ***out, int *n,
+                     int *cap) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *e;
@@ -131,7 +122,8 @@ static void list_dir(const char *dir, const char *prefix, int depth, char ***out
         if (len < 6 || strcmp(name + len - 5, ".yaml") != 0) continue;
         name[len - 5] = 0;
         bool dup = false;
-        for (int k = 0; k < *n; k++) dup = dup || strcmp((*out)[k], name) == 0;
+        for (int k = 0; k < *n; k++)
+            dup = dup || strcmp((*out)[k], name) == 0;
         if (dup) continue;
         if (*n == *cap) {
             *cap = *cap ? 2 * *cap : 16;
@@ -157,7 +149,8 @@ static char **group_options(const cfg_search *s, const char *group, int *n) {
 }
 
 static void free_strs(char **v, int n) {
-    for (int k = 0; k < n; k++) free(v[k]);
+    for (int k = 0; k < n; k++)
+        free(v[k]);
     free(v);
 }
 
@@ -171,13 +164,13 @@ static void unknown_option_error(const cfg_search *s, const char *group, const c
         o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", k ? ", " : "", opts[k]);
     const char *near = cfg_closest(option, opts, n);
     if (n == 0)
-        set_err(err, 2, "unknown config group '%s' (no folder %s/ in the config path)", group,
-                group);
+        cfg_set_error(err, 2, "unknown config group '%s' (no folder %s/ in the config path)", group,
+                      group);
     else if (near)
-        set_err(err, 2, "unknown option '%s' for %s; did you mean %s=%s?\navailable: %s", option,
-                group, group, near, list);
+        cfg_set_error(err, 2, "unknown option '%s' for %s; did you mean %s=%s?\navailable: %s",
+                      option, group, group, near, list);
     else
-        set_err(err, 2, "unknown option '%s' for %s; available: %s", option, group, list);
+        cfg_set_error(err, 2, "unknown option '%s' for %s; available: %s", option, group, list);
     free_strs(opts, n);
 }
 
@@ -195,9 +188,11 @@ typedef struct {
 } override;
 
 static char *trim(char *s) {
-    while (*s == ' ' || *s == '\t') s++;
+    while (*s == ' ' || *s == '\t')
+        s++;
     size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = 0;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = 0;
     return s;
 }
 
@@ -212,8 +207,10 @@ static int split_top(char *s, char **parts, int max) {
             if (*p == quote) quote = 0;
             continue;
         }
-        if (*p == '\'' || *p == '"') quote = *p;
-        else if (*p == '[' || *p == '{') depth++;
+        if (*p == '\'' || *p == '"')
+            quote = *p;
+        else if (*p == '[' || *p == '{')
+            depth++;
         else if (*p == ']' || *p == '}') {
             if (--depth < 0) return -1;
         } else if ((*p == ',' && depth == 0) || *p == 0) {
@@ -231,7 +228,7 @@ static int split_top(char *s, char **parts, int max) {
 // A value as typed on the command line: null, a scalar, a 'quoted string', [a, b] or {k: v}.
 static cfg_node *parse_value(const char *text, int depth, cfg_error *err) {
     if (depth > 8) {
-        set_err(err, 2, "value nested too deeply: %s", text);
+        cfg_set_error(err, 2, "value nested too deeply: %s", text);
         return NULL;
     }
     char *copy = xstrdup(text);
@@ -250,7 +247,8 @@ static cfg_node *parse_value(const char *text, int depth, cfg_error *err) {
             char *parts[256];
             int np = split_top(inner, parts, 256);
             if (np < 0) {
-                set_err(err, 2, "cannot read the value '%s' (unbalanced brackets or quotes)", text);
+                cfg_set_error(err, 2, "cannot read the value '%s' (unbalanced brackets or quotes)",
+                              text);
                 cfg_free(out);
                 free(copy);
                 return NULL;
@@ -259,7 +257,8 @@ static cfg_node *parse_value(const char *text, int depth, cfg_error *err) {
                 char *item = parts[k];
                 char *colon = map ? strchr(item, ':') : NULL;
                 if (map && !colon) {
-                    set_err(err, 2, "cannot read '%s' in '%s': expected key: value", item, text);
+                    cfg_set_error(err, 2, "cannot read '%s' in '%s': expected key: value", item,
+                                  text);
                     cfg_free(out);
                     free(copy);
                     return NULL;
@@ -278,7 +277,7 @@ static cfg_node *parse_value(const char *text, int depth, cfg_error *err) {
             }
         }
     } else if (strchr("[]{}", t[0]) && n) {
-        set_err(err, 2, "cannot read the value '%s' (unbalanced brackets)", text);
+        cfg_set_error(err, 2, "cannot read the value '%s' (unbalanced brackets)", text);
     } else {
         out = cfg_scalar_from_text(t);
     }
@@ -339,25 +338,33 @@ static override *parse_overrides(const cfg_search *s, int n, char *const *args, 
     for (int k = 0; k < n; k++) {
         const char *a = args[k];
         override *o = &ov[k];
-        if (strncmp(a, "++", 2) == 0) o->kind = OV_FORCE, a += 2;
-        else if (a[0] == '+') o->kind = OV_ADD, a += 1;
-        else if (a[0] == '~') o->kind = OV_DELETE, a += 1;
+        if (strncmp(a, "++", 2) == 0)
+            o->kind = OV_FORCE, a += 2;
+        else if (a[0] == '+')
+            o->kind = OV_ADD, a += 1;
+        else if (a[0] == '~')
+            o->kind = OV_DELETE, a += 1;
         const char *eq = strchr(a, '=');
         if (!eq && o->kind != OV_DELETE) {
-            set_err(err, 2, "cannot read the override '%s': expected key=value (e.g. train.optim.lr=1e-4 or arch=crammed-bert)", args[k]);
+            cfg_set_error(err, 2,
+                          "cannot read the override '%s': expected key=value (e.g. "
+                          "train.optim.lr=1e-4 or arch=crammed-bert)",
+                          args[k]);
             free_overrides(ov, n);
             return NULL;
         }
         o->key = eq ? strndup(a, (size_t)(eq - a)) : xstrdup(a);
         if (!valid_key(o->key)) {
-            set_err(err, 2, "cannot read the override '%s': '%s' is not a key", args[k], o->key);
+            cfg_set_error(err, 2, "cannot read the override '%s': '%s' is not a key", args[k],
+                          o->key);
             free_overrides(ov, n);
             return NULL;
         }
         if (eq) {
             if (!valid_utf8(eq + 1)) {
-                set_err(err, 2, "cannot read the override for %s: the value is not valid UTF-8",
-                        o->key);
+                cfg_set_error(err, 2,
+                              "cannot read the override for %s: the value is not valid UTF-8",
+                              o->key);
                 free_overrides(ov, n);
                 return NULL;
             }
@@ -372,7 +379,8 @@ static override *parse_overrides(const cfg_search *s, int n, char *const *args, 
         // group folder exists (arch, data, train, impl, eval, wandb).
         o->group = strchr(o->key, '/') || (!strchr(o->key, '.') && is_group(s, o->key));
         if (o->group && o->kind == OV_DELETE) {
-            set_err(err, 2, "cannot delete the group '%s'; use %s=null to leave it out", o->key, o->key);
+            cfg_set_error(err, 2, "cannot delete the group '%s'; use %s=null to leave it out",
+                          o->key, o->key);
             free_overrides(ov, n);
             return NULL;
         }
@@ -380,11 +388,13 @@ static override *parse_overrides(const cfg_search *s, int n, char *const *args, 
             bool ok = o->val->type == CFG_STR || o->val->type == CFG_NULL;
             if (o->val->type == CFG_LIST) {
                 ok = true;
-                for (int j = 0; j < o->val->n; j++) ok = ok && o->val->items[j]->type == CFG_STR;
+                for (int j = 0; j < o->val->n; j++)
+                    ok = ok && o->val->items[j]->type == CFG_STR;
             }
             if (!ok) {
-                set_err(err, 2, "%s: expected the name of an option of the group %s, got '%s'",
-                        args[k], o->key, o->text);
+                cfg_set_error(err, 2,
+                              "%s: expected the name of an option of the group %s, got '%s'",
+                              args[k], o->key, o->text);
                 free_overrides(ov, n);
                 return NULL;
             }
@@ -404,7 +414,8 @@ static cfg_type declared(const cfg_node *n) {
 
 static void mark_declared(cfg_node *n) {
     n->decl = declared(n);
-    for (int k = 0; k < n->n; k++) mark_declared(n->items[k]);
+    for (int k = 0; k < n->n; k++)
+        mark_declared(n->items[k]);
 }
 
 static bool compatible(cfg_type decl, const cfg_node *v) {
@@ -419,13 +430,20 @@ static bool compatible(cfg_type decl, const cfg_node *v) {
 // "a string", "an integer": a type's name with its article, for messages.
 static const char *a_type(cfg_type t) {
     switch (t) {
-    case CFG_INT: return "an integer";
-    case CFG_NULL: return "a null";
-    case CFG_BOOL: return "a boolean";
-    case CFG_FLOAT: return "a number";
-    case CFG_STR: return "a string";
-    case CFG_LIST: return "a list";
-    case CFG_MAP: return "a mapping";
+    case CFG_INT:
+        return "an integer";
+    case CFG_NULL:
+        return "a null";
+    case CFG_BOOL:
+        return "a boolean";
+    case CFG_FLOAT:
+        return "a number";
+    case CFG_STR:
+        return "a string";
+    case CFG_LIST:
+        return "a list";
+    case CFG_MAP:
+        return "a mapping";
     }
     return "a value";
 }
@@ -433,14 +451,21 @@ static const char *a_type(cfg_type t) {
 static void describe(const cfg_node *v, char *out, size_t len) {
     char num[64];
     switch (v->type) {
-    case CFG_STR: snprintf(out, len, "the string '%.200s'", v->s); break;
-    case CFG_INT: snprintf(out, len, "the integer %lld", (long long)v->i); break;
+    case CFG_STR:
+        snprintf(out, len, "the string '%.200s'", v->s);
+        break;
+    case CFG_INT:
+        snprintf(out, len, "the integer %lld", (long long)v->i);
+        break;
     case CFG_FLOAT:
         cfg_format_float(v->f, num, sizeof num);
         snprintf(out, len, "the number %s", num);
         break;
-    case CFG_BOOL: snprintf(out, len, "the boolean %s", v->b ? "true" : "false"); break;
-    default: snprintf(out, len, "%s", a_type(v->type));
+    case CFG_BOOL:
+        snprintf(out, len, "the boolean %s", v->b ? "true" : "false");
+        break;
+    default:
+        snprintf(out, len, "%s", a_type(v->type));
     }
 }
 
@@ -462,9 +487,9 @@ static int merge(cfg_node *dst, const cfg_node *src, const char *prefix, cfg_err
         if (!compatible(dv->decl, sv)) {
             char what[300];
             describe(sv, what, sizeof what);
-            set_err(err, 2, "%s: %s is %s in %s, but this file sets it to %s",
-                    sv->origin ? sv->origin : "?", path, a_type(dv->decl),
-                    dv->origin ? dv->origin : "an earlier file", what);
+            cfg_set_error(err, 2, "%s: %s is %s in %s, but this file sets it to %s",
+                          sv->origin ? sv->origin : "?", path, a_type(dv->decl),
+                          dv->origin ? dv->origin : "an earlier file", what);
             return -1;
         }
         cfg_node *nv = cfg_clone(sv);
@@ -493,8 +518,8 @@ static cfg_node *package_map(cfg_node *root, const char *package, cfg_error *err
             cfg_map_set(cur, part, m);
             next = m;
         } else if (next->type != CFG_MAP) {
-            set_err(err, 2, "cannot place the config group at '%s': '%s' already holds %s",
-                    package, part, a_type(next->type));
+            cfg_set_error(err, 2, "cannot place the config group at '%s': '%s' already holds %s",
+                          package, part, a_type(next->type));
             free(copy);
             return NULL;
         }
@@ -526,7 +551,7 @@ static int merge_group(composer *c, cfg_node *result, const char *group, const c
         const cfg_node *o = opts[k];
         if (o->type == CFG_NULL) continue;
         if (o->type != CFG_STR) {
-            set_err(c->err, 2, "defaults entry for group %s: options must be names", group);
+            cfg_set_error(c->err, 2, "defaults entry for group %s: options must be names", group);
             return -1;
         }
         if (optional) {
@@ -553,17 +578,20 @@ static override *group_override(composer *c, const char *group) {
 static cfg_node *compose_file(composer *c, const char *group, const char *option, int depth) {
     char path[PATH_MAX];
     if (depth > MAX_COMPOSE_DEPTH) {
-        set_err(c->err, 2, "defaults lists nest deeper than %d (a cycle through %s/%s?)",
-                MAX_COMPOSE_DEPTH, group, option);
+        cfg_set_error(c->err, 2, "defaults lists nest deeper than %d (a cycle through %s/%s?)",
+                      MAX_COMPOSE_DEPTH, group, option);
         return NULL;
     }
     if (!*option || strstr(option, "..") || option[0] == '/') {
-        set_err(c->err, 2, "'%s' is not a config option name", option);
+        cfg_set_error(c->err, 2, "'%s' is not a config option name", option);
         return NULL;
     }
     if (!find_config(c->s, group, option, path, sizeof path)) {
         if (!*group)
-            set_err(c->err, 2, "no config %s.yaml in the config path (set CRAM_CONFIG_PATH or --config-dir)", option);
+            cfg_set_error(
+                c->err, 2,
+                "no config %s.yaml in the config path (set CRAM_CONFIG_PATH or --config-dir)",
+                option);
         else
             unknown_option_error(c->s, group, option, c->err);
         return NULL;
@@ -571,7 +599,7 @@ static cfg_node *compose_file(composer *c, const char *group, const char *option
     cfg_node *file = cfg_load_yaml_file(path, c->err);
     if (!file) return NULL;
     if (file->type != CFG_MAP) {
-        set_err(c->err, 2, "%s: expected key: value pairs at the top level", path);
+        cfg_set_error(c->err, 2, "%s: expected key: value pairs at the top level", path);
         cfg_free(file);
         return NULL;
     }
@@ -586,7 +614,7 @@ static cfg_node *compose_file(composer *c, const char *group, const char *option
         }
     }
     if (defaults && defaults->type != CFG_LIST && defaults->type != CFG_NULL) {
-        set_err(c->err, 2, "%s: 'defaults' must be a list", path);
+        cfg_set_error(c->err, 2, "%s: 'defaults' must be a list", path);
         cfg_free(defaults);
         cfg_free(file);
         return NULL;
@@ -613,7 +641,7 @@ static cfg_node *compose_file(composer *c, const char *group, const char *option
             continue;
         }
         if (e->type != CFG_MAP || e->n != 1) {
-            set_err(c->err, 2, "%s: each defaults entry is a name or 'group: option'", path);
+            cfg_set_error(c->err, 2, "%s: each defaults entry is a name or 'group: option'", path);
             rc = -1;
             break;
         }
@@ -631,9 +659,10 @@ static cfg_node *compose_file(composer *c, const char *group, const char *option
         override *o = group_override(c, sub_group);
         if (o && o->kind == OV_ADD) {
             // Hydra: "+group=option" only appends a group the defaults list lacks.
-            set_err(c->err, 2, "+%s=%s: %s is already in the defaults list (%s); write %s=%s to "
-                    "change it, or ++%s=%s", o->key, o->text, o->key, path, o->key, o->text,
-                    o->key, o->text);
+            cfg_set_error(c->err, 2,
+                          "+%s=%s: %s is already in the defaults list (%s); write %s=%s to "
+                          "change it, or ++%s=%s",
+                          o->key, o->text, o->key, path, o->key, o->text, o->key, o->text);
             rc = -1;
             break;
         }
@@ -660,9 +689,9 @@ static void unknown_key_error(const cfg_node *root, const char *key, const char 
     char **paths = cfg_all_paths(root, &n);
     const char *near = cfg_closest(key, paths, n);
     if (near)
-        set_err(err, 2, "unknown key %s; did you mean %s?", key, near);
+        cfg_set_error(err, 2, "unknown key %s; did you mean %s?", key, near);
     else
-        set_err(err, 2, "unknown key %s%s", key, what);
+        cfg_set_error(err, 2, "unknown key %s%s", key, what);
     free_strs(paths, n);
 }
 
@@ -693,8 +722,8 @@ static cfg_node *coerce(const override *o, const cfg_node *target, cfg_error *er
     if (target && !compatible(decl, v)) {
         char what[300];
         describe(v, what, sizeof what);
-        set_err(err, 2, "%s=%s: %s takes %s (as set in %s), not %s", o->key, o->text, o->key,
-                a_type(decl), target->origin ? target->origin : "its config file", what);
+        cfg_set_error(err, 2, "%s=%s: %s takes %s (as set in %s), not %s", o->key, o->text, o->key,
+                      a_type(decl), target->origin ? target->origin : "its config file", what);
         cfg_free(v);
         return NULL;
     }
@@ -721,8 +750,8 @@ static int apply_value_override(cfg_node *root, const override *o, cfg_error *er
         return -1;
     }
     if (o->kind == OV_ADD && target) {
-        set_err(err, 2, "+%s=%s: the key %s already exists; write %s=%s to change it", o->key,
-                o->text, o->key, o->key, o->text);
+        cfg_set_error(err, 2, "+%s=%s: the key %s already exists; write %s=%s to change it", o->key,
+                      o->text, o->key, o->key, o->text);
         return -1;
     }
     if (!parent) {
@@ -733,8 +762,8 @@ static int apply_value_override(cfg_node *root, const override *o, cfg_error *er
         if (!parent) return -1;
     }
     if (parent->type != CFG_MAP) {
-        set_err(err, 2, "%s: the parent of %s is %s, not a mapping", o->key, last,
-                a_type(parent->type));
+        cfg_set_error(err, 2, "%s: the parent of %s is %s, not a mapping", o->key, last,
+                      a_type(parent->type));
         return -1;
     }
     cfg_node *v = coerce(o, target, err);
@@ -749,12 +778,23 @@ static int resolve_node(cfg_node *root, cfg_node *n, const char *path, int depth
 
 static int scalar_text(const cfg_node *v, char *out, size_t len) {
     switch (v->type) {
-    case CFG_NULL: snprintf(out, len, "None"); return 0;
-    case CFG_BOOL: snprintf(out, len, "%s", v->b ? "True" : "False"); return 0;
-    case CFG_INT: snprintf(out, len, "%lld", (long long)v->i); return 0;
-    case CFG_FLOAT: cfg_format_float(v->f, out, len); return 0;
-    case CFG_STR: snprintf(out, len, "%s", v->s); return 0;
-    default: return -1;
+    case CFG_NULL:
+        snprintf(out, len, "None");
+        return 0;
+    case CFG_BOOL:
+        snprintf(out, len, "%s", v->b ? "True" : "False");
+        return 0;
+    case CFG_INT:
+        snprintf(out, len, "%lld", (long long)v->i);
+        return 0;
+    case CFG_FLOAT:
+        cfg_format_float(v->f, out, len);
+        return 0;
+    case CFG_STR:
+        snprintf(out, len, "%s", v->s);
+        return 0;
+    default:
+        return -1;
     }
 }
 
@@ -775,26 +815,28 @@ static cfg_node *eval_expr(cfg_node *root, const char *expr, const char *path, i
         if (comma) *comma = 0;
         const char *v = getenv(trim(copy));
         if (v && !valid_utf8(v)) {
-            set_err(err, 2, "%s: environment variable %s is not valid UTF-8 text", path, trim(copy));
+            cfg_set_error(err, 2, "%s: environment variable %s is not valid UTF-8 text", path,
+                          trim(copy));
             free(copy);
             return NULL;
         }
         cfg_node *out = v ? cfg_new_str(v) : comma ? parse_value(comma + 1, 0, err) : NULL;
         if (!v && !comma)
-            set_err(err, 2, "%s: environment variable %s is not set", path, trim(copy));
+            cfg_set_error(err, 2, "%s: environment variable %s is not set", path, trim(copy));
         free(copy);
         return out;
     }
     if (strchr(expr, ':')) {
-        set_err(err, 2, "%s: unknown resolver in ${%s}", path, expr);
+        cfg_set_error(err, 2, "%s: unknown resolver in ${%s}", path, expr);
         return NULL;
     }
     if (!*expr) {
-        set_err(err, 2, "%s: empty interpolation ${}", *path ? path : "(top level)");
+        cfg_set_error(err, 2, "%s: empty interpolation ${}", *path ? path : "(top level)");
         return NULL;
     }
     if (expr[0] == '.') {
-        set_err(err, 2, "%s: relative interpolation ${%s} is not supported; use the full key", path, expr);
+        cfg_set_error(err, 2, "%s: relative interpolation ${%s} is not supported; use the full key",
+                      path, expr);
         return NULL;
     }
     cfg_node *target = cfg_get(root, expr);
@@ -802,8 +844,8 @@ static cfg_node *eval_expr(cfg_node *root, const char *expr, const char *path, i
         int n;
         char **paths = cfg_all_paths(root, &n);
         const char *near = cfg_closest(expr, paths, n);
-        set_err(err, 2, "%s: ${%s} refers to a missing key%s%s%s", path, expr,
-                near ? "; did you mean ${" : "", near ? near : "", near ? "}?" : "");
+        cfg_set_error(err, 2, "%s: ${%s} refers to a missing key%s%s%s", path, expr,
+                      near ? "; did you mean ${" : "", near ? near : "", near ? "}?" : "");
         free_strs(paths, n);
         return NULL;
     }
@@ -847,7 +889,7 @@ static int resolve_string(cfg_node *root, cfg_node *n, const char *path, int dep
         if (p[0] == '$' && p[1] == '{') {
             const char *close = strchr(p + 2, '}');
             if (!close) {
-                set_err(err, 2, "%s: unterminated ${ in '%s'", path, s);
+                cfg_set_error(err, 2, "%s: unterminated ${ in '%s'", path, s);
                 rc = -1;
                 break;
             }
@@ -858,8 +900,8 @@ static int resolve_string(cfg_node *root, cfg_node *n, const char *path, int dep
             if (!v) {
                 rc = -1;
             } else if (scalar_text(v, text, sizeof text)) {
-                set_err(err, 2, "%s: cannot put %s ${%.*s} inside a string", path,
-                        a_type(v->type), (int)(close - p - 2), p + 2);
+                cfg_set_error(err, 2, "%s: cannot put %s ${%.*s} inside a string", path,
+                              a_type(v->type), (int)(close - p - 2), p + 2);
                 rc = -1;
             } else {
                 fputs(text, f);
@@ -882,7 +924,7 @@ static int resolve_string(cfg_node *root, cfg_node *n, const char *path, int dep
 
 static int resolve_node(cfg_node *root, cfg_node *n, const char *path, int depth, cfg_error *err) {
     if (depth > MAX_INTERP_DEPTH) {
-        set_err(err, 2, "%s: interpolations refer to each other in a cycle", path);
+        cfg_set_error(err, 2, "%s: interpolations refer to each other in a cycle", path);
         return -1;
     }
     if (n->type == CFG_STR) {
@@ -909,7 +951,8 @@ int cfg_resolve(cfg_node *root, cfg_error *err) {
 cfg_node *cfg_compose(const cfg_search *s, const char *primary, int noverrides,
                       char *const *overrides, cfg_error *err) {
     if (s->ndirs == 0) {
-        set_err(err, 2, "no config folder found: set CRAM_CONFIG_PATH or pass --config-dir=DIR");
+        cfg_set_error(err, 2,
+                      "no config folder found: set CRAM_CONFIG_PATH or pass --config-dir=DIR");
         return NULL;
     }
     override *ov = parse_overrides(s, noverrides, overrides, err);
@@ -921,8 +964,9 @@ cfg_node *cfg_compose(const cfg_search *s, const char *primary, int noverrides,
         override *o = &ov[k];
         if (!o->group || o->used) continue;
         if (o->kind == OV_SET) {
-            set_err(err, 2, "%s=%s: the %s config has no '%s' in its defaults; write +%s=%s to add it",
-                    o->key, o->text, primary, o->key, o->key, o->text);
+            cfg_set_error(
+                err, 2, "%s=%s: the %s config has no '%s' in its defaults; write +%s=%s to add it",
+                o->key, o->text, primary, o->key, o->key, o->text);
             cfg_free(root);
             root = NULL;
             break;

@@ -17,9 +17,7 @@
 #define CFG_MAX_DEPTH 64
 #define CFG_MAX_NODES 200000
 
-static void set_err(cfg_error *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(cfg_error *err, int code, const char *fmt, ...) {
+void cfg_set_error(cfg_error *err, int code, const char *fmt, ...) {
     if (!err) return;
     err->code = code;
     va_list ap;
@@ -79,13 +77,20 @@ void cfg_free(cfg_node *n) {
 
 const char *cfg_type_name(cfg_type t) {
     switch (t) {
-    case CFG_NULL: return "null";
-    case CFG_BOOL: return "boolean";
-    case CFG_INT: return "integer";
-    case CFG_FLOAT: return "number";
-    case CFG_STR: return "string";
-    case CFG_LIST: return "list";
-    case CFG_MAP: return "mapping";
+    case CFG_NULL:
+        return "null";
+    case CFG_BOOL:
+        return "boolean";
+    case CFG_INT:
+        return "integer";
+    case CFG_FLOAT:
+        return "number";
+    case CFG_STR:
+        return "string";
+    case CFG_LIST:
+        return "list";
+    case CFG_MAP:
+        return "mapping";
     }
     return "?";
 }
@@ -148,7 +153,8 @@ static bool one_of(const char *s, const char *const *words) {
 static size_t digits(const char *s, bool allow_underscore) {
     size_t k = 0;
     if (!isdigit((unsigned char)s[0])) return 0;
-    while (isdigit((unsigned char)s[k]) || (allow_underscore && s[k] == '_')) k++;
+    while (isdigit((unsigned char)s[k]) || (allow_underscore && s[k] == '_'))
+        k++;
     return k;
 }
 
@@ -168,14 +174,18 @@ static bool parse_int_text(const char *s, int64_t *out) {
     if (strlen(s) > 64 || !isdigit((unsigned char)p[0])) return false;
     int base = 10;
     const char *d = p; // the digits (with '_'), after any 0x / 0b prefix
-    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'b')) base = p[1] == 'x' ? 16 : 2, d = p + 2;
-    else if (p[0] == '0' && p[1]) base = 8;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'b'))
+        base = p[1] == 'x' ? 16 : 2, d = p + 2;
+    else if (p[0] == '0' && p[1])
+        base = 8;
     size_t k = 0, nd = 0;
     for (; d[k]; k++) {
         int c = (unsigned char)d[k];
         if (c == '_') continue;
-        bool ok = base == 16 ? isxdigit(c) : base == 2 ? (c == '0' || c == '1')
-                : base == 8  ? (c >= '0' && c <= '7') : isdigit(c);
+        bool ok = base == 16  ? isxdigit(c)
+                  : base == 2 ? (c == '0' || c == '1')
+                  : base == 8 ? (c >= '0' && c <= '7')
+                              : isdigit(c);
         if (!ok) return false;
         nd++;
     }
@@ -209,7 +219,8 @@ static bool parse_float_text(const char *s, double *out) {
         dot = true;
         p++;
         size_t fp = 0;
-        while (isdigit((unsigned char)p[fp]) || p[fp] == '_') fp++;
+        while (isdigit((unsigned char)p[fp]) || p[fp] == '_')
+            fp++;
         frac = fp > 0;
         p += fp;
     }
@@ -232,10 +243,10 @@ static bool parse_float_text(const char *s, double *out) {
 
 cfg_node *cfg_scalar_from_text(const char *t) {
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
-    static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
-                                        "on",   "On",   "ON",   NULL};
-    static const char *const falses[] = {"false", "False", "FALSE", "no", "No", "NO",
-                                         "off",   "Off",   "OFF",   NULL};
+    static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes",
+                                        "YES",  "on",   "On",   "ON",  NULL};
+    static const char *const falses[] = {"false", "False", "FALSE", "no",  "No",
+                                         "NO",    "off",   "Off",   "OFF", NULL};
     if (one_of(t, nulls)) return cfg_new(CFG_NULL);
     cfg_node *n;
     if (one_of(t, trues) || one_of(t, falses)) {
@@ -275,12 +286,13 @@ static char *origin_at(const char *name, yaml_mark_t m) {
 
 static cfg_node *convert(yaml_conv *c, yaml_node_t *y, int depth) {
     if (depth > CFG_MAX_DEPTH) {
-        set_err(c->err, 2, "%s:%zu:%zu: nesting deeper than %d levels", c->name,
-                y->start_mark.line + 1, y->start_mark.column + 1, CFG_MAX_DEPTH);
+        cfg_set_error(c->err, 2, "%s:%zu:%zu: nesting deeper than %d levels", c->name,
+                      y->start_mark.line + 1, y->start_mark.column + 1, CFG_MAX_DEPTH);
         return NULL;
     }
     if (++c->made > CFG_MAX_NODES) {
-        set_err(c->err, 2, "%s: more than %d values (an alias loop?)", c->name, CFG_MAX_NODES);
+        cfg_set_error(c->err, 2, "%s: more than %d values (an alias loop?)", c->name,
+                      CFG_MAX_NODES);
         return NULL;
     }
     cfg_node *n = NULL;
@@ -288,8 +300,8 @@ static cfg_node *convert(yaml_conv *c, yaml_node_t *y, int depth) {
     case YAML_SCALAR_NODE: {
         const char *text = (const char *)y->data.scalar.value;
         if (strlen(text) != y->data.scalar.length) {
-            set_err(c->err, 2, "%s:%zu:%zu: NUL byte inside a value", c->name,
-                    y->start_mark.line + 1, y->start_mark.column + 1);
+            cfg_set_error(c->err, 2, "%s:%zu:%zu: NUL byte inside a value", c->name,
+                          y->start_mark.line + 1, y->start_mark.column + 1);
             return NULL;
         }
         const char *tag = (const char *)y->tag;
@@ -298,8 +310,8 @@ static cfg_node *convert(yaml_conv *c, yaml_node_t *y, int depth) {
             n = cfg_new_str(text); // quoted: always a string
         else if (tag && strcmp(tag, YAML_STR_TAG) != 0 && strcmp(tag, "?") != 0 &&
                  strncmp(tag, "tag:yaml.org,2002:", 18) != 0) {
-            set_err(c->err, 2, "%s:%zu:%zu: unsupported tag %s", c->name, y->start_mark.line + 1,
-                    y->start_mark.column + 1, tag);
+            cfg_set_error(c->err, 2, "%s:%zu:%zu: unsupported tag %s", c->name,
+                          y->start_mark.line + 1, y->start_mark.column + 1, tag);
             return NULL;
         } else {
             n = cfg_scalar_from_text(text);
@@ -321,19 +333,19 @@ static cfg_node *convert(yaml_conv *c, yaml_node_t *y, int depth) {
              p++) {
             yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
             if (k->type != YAML_SCALAR_NODE) {
-                set_err(c->err, 2, "%s:%zu:%zu: keys must be plain words", c->name,
-                        k->start_mark.line + 1, k->start_mark.column + 1);
+                cfg_set_error(c->err, 2, "%s:%zu:%zu: keys must be plain words", c->name,
+                              k->start_mark.line + 1, k->start_mark.column + 1);
                 return cfg_free(n), NULL;
             }
             const char *key = (const char *)k->data.scalar.value;
             if (strlen(key) != k->data.scalar.length || strlen(key) == 0) {
-                set_err(c->err, 2, "%s:%zu:%zu: empty key or NUL byte in a key", c->name,
-                        k->start_mark.line + 1, k->start_mark.column + 1);
+                cfg_set_error(c->err, 2, "%s:%zu:%zu: empty key or NUL byte in a key", c->name,
+                              k->start_mark.line + 1, k->start_mark.column + 1);
                 return cfg_free(n), NULL;
             }
             if (cfg_map_get(n, key)) {
-                set_err(c->err, 2, "%s:%zu:%zu: key '%s' appears twice", c->name,
-                        k->start_mark.line + 1, k->start_mark.column + 1, key);
+                cfg_set_error(c->err, 2, "%s:%zu:%zu: key '%s' appears twice", c->name,
+                              k->start_mark.line + 1, k->start_mark.column + 1, key);
                 return cfg_free(n), NULL;
             }
             yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
@@ -344,7 +356,7 @@ static cfg_node *convert(yaml_conv *c, yaml_node_t *y, int depth) {
         }
         break;
     default:
-        set_err(c->err, 2, "%s: empty YAML node", c->name);
+        cfg_set_error(c->err, 2, "%s: empty YAML node", c->name);
         return NULL;
     }
     return n;
@@ -357,13 +369,15 @@ static void parser_error(const yaml_parser_t *p, const char *buf, size_t len, co
         // The reader (bad bytes, bad UTF-8) reports a byte offset, not a line and column.
         m.line = m.column = 0;
         for (size_t k = 0; k < p->problem_offset && k < len; k++) {
-            if (buf[k] == '\n') m.line++, m.column = 0;
-            else m.column++;
+            if (buf[k] == '\n')
+                m.line++, m.column = 0;
+            else
+                m.column++;
         }
     }
-    set_err(err, 2, "%s:%zu:%zu: malformed YAML: %s%s%s", name, m.line + 1, m.column + 1,
-            p->problem ? p->problem : "syntax error", p->context ? " " : "",
-            p->context ? p->context : "");
+    cfg_set_error(err, 2, "%s:%zu:%zu: malformed YAML: %s%s%s", name, m.line + 1, m.column + 1,
+                  p->problem ? p->problem : "syntax error", p->context ? " " : "",
+                  p->context ? p->context : "");
 }
 
 // A first pass over the events, before libyaml's loader builds anything: refuses deep nesting
@@ -372,7 +386,7 @@ static void parser_error(const yaml_parser_t *p, const char *buf, size_t len, co
 static bool yaml_prescan(const char *buf, size_t len, const char *name, cfg_error *err) {
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
-        set_err(err, 1, "%s: cannot start the YAML parser", name);
+        cfg_set_error(err, 1, "%s: cannot start the YAML parser", name);
         return false;
     }
     yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
@@ -390,15 +404,15 @@ static bool yaml_prescan(const char *buf, size_t len, const char *name, cfg_erro
         yaml_event_delete(&ev);
         if (t == YAML_STREAM_END_EVENT) break;
         if (t == YAML_DOCUMENT_START_EVENT && ++docs > 1) {
-            set_err(err, 2, "%s:%zu:%zu: a second YAML document; a config file holds one", name,
-                    m.line + 1, m.column + 1);
+            cfg_set_error(err, 2, "%s:%zu:%zu: a second YAML document; a config file holds one",
+                          name, m.line + 1, m.column + 1);
             ok = false;
             break;
         }
         if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
             if (++depth > CFG_MAX_DEPTH) {
-                set_err(err, 2, "%s:%zu:%zu: nesting deeper than %d levels", name, m.line + 1,
-                        m.column + 1, CFG_MAX_DEPTH);
+                cfg_set_error(err, 2, "%s:%zu:%zu: nesting deeper than %d levels", name, m.line + 1,
+                              m.column + 1, CFG_MAX_DEPTH);
                 ok = false;
                 break;
             }
@@ -415,7 +429,7 @@ cfg_node *cfg_parse_yaml(const char *buf, size_t len, const char *name, cfg_erro
     yaml_document_t doc;
     if (!yaml_prescan(buf, len, name, err)) return NULL;
     if (!yaml_parser_initialize(&parser)) {
-        set_err(err, 1, "%s: cannot start the YAML parser", name);
+        cfg_set_error(err, 1, "%s: cannot start the YAML parser", name);
         return NULL;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
@@ -440,7 +454,7 @@ cfg_node *cfg_parse_yaml(const char *buf, size_t len, const char *name, cfg_erro
 cfg_node *cfg_load_yaml_file(const char *path, cfg_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, 2, "%s: cannot open: %s", path, strerror(errno));
+        cfg_set_error(err, 2, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 14, len = 0;
@@ -454,7 +468,7 @@ cfg_node *cfg_load_yaml_file(const char *path, cfg_error *err) {
     fclose(f);
     if (bad) {
         free(buf);
-        set_err(err, 1, "%s: read error", path);
+        cfg_set_error(err, 1, "%s: read error", path);
         return NULL;
     }
     cfg_node *n = cfg_parse_yaml(buf, len, path, err);
@@ -489,16 +503,19 @@ void cfg_format_float(double v, char *out, size_t outlen) {
     bool neg = sci[0] == '-';
     for (const char *p = sci + neg; *p; p++)
         if (isdigit((unsigned char)*p)) mant[m++] = *p;
-    while (m > 1 && mant[m - 1] == '0') mant[--m] = 0;
+    while (m > 1 && mant[m - 1] == '0')
+        mant[--m] = 0;
     char body[64];
     if (exp10 >= -4 && exp10 < 16) {
         int o = 0;
         if (exp10 < 0) {
             o += snprintf(body + o, sizeof body - o, "0.");
-            for (int k = 0; k < -exp10 - 1; k++) body[o++] = '0';
+            for (int k = 0; k < -exp10 - 1; k++)
+                body[o++] = '0';
             o += snprintf(body + o, sizeof body - o, "%s", mant);
         } else {
-            for (int k = 0; k <= exp10; k++) body[o++] = k < m ? mant[k] : '0';
+            for (int k = 0; k <= exp10; k++)
+                body[o++] = k < m ? mant[k] : '0';
             body[o++] = '.';
             if (m > exp10 + 1)
                 o += snprintf(body + o, sizeof body - o, "%s", mant + exp10 + 1);
@@ -517,8 +534,8 @@ static int emit_scalar(yaml_emitter_t *em, const char *text, yaml_scalar_style_t
     yaml_event_t ev;
     // This fails on text that is not UTF-8 (a command-line value, an environment variable) and
     // then leaves ev untouched: emitting it anyway would hand libyaml a stale event.
-    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), 1,
-                                      1, style))
+    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), 1, 1,
+                                      style))
         return 0;
     return yaml_emitter_emit(em, &ev);
 }
@@ -527,8 +544,10 @@ static int emit_node(yaml_emitter_t *em, const cfg_node *n) {
     yaml_event_t ev;
     char buf[64];
     switch (n->type) {
-    case CFG_NULL: return emit_scalar(em, "null", YAML_PLAIN_SCALAR_STYLE);
-    case CFG_BOOL: return emit_scalar(em, n->b ? "true" : "false", YAML_PLAIN_SCALAR_STYLE);
+    case CFG_NULL:
+        return emit_scalar(em, "null", YAML_PLAIN_SCALAR_STYLE);
+    case CFG_BOOL:
+        return emit_scalar(em, n->b ? "true" : "false", YAML_PLAIN_SCALAR_STYLE);
     case CFG_INT:
         snprintf(buf, sizeof buf, "%lld", (long long)n->i);
         return emit_scalar(em, buf, YAML_PLAIN_SCALAR_STYLE);
@@ -540,12 +559,12 @@ static int emit_node(yaml_emitter_t *em, const cfg_node *n) {
         cfg_node *probe = cfg_scalar_from_text(n->s);
         bool quote = probe->type != CFG_STR;
         cfg_free(probe);
-        return emit_scalar(em, n->s, quote ? YAML_SINGLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE);
+        return emit_scalar(em, n->s,
+                           quote ? YAML_SINGLE_QUOTED_SCALAR_STYLE : YAML_ANY_SCALAR_STYLE);
     }
     case CFG_LIST:
-        if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
-                                                  n->n ? YAML_BLOCK_SEQUENCE_STYLE
-                                                       : YAML_FLOW_SEQUENCE_STYLE) ||
+        if (!yaml_sequence_start_event_initialize(
+                &ev, NULL, NULL, 1, n->n ? YAML_BLOCK_SEQUENCE_STYLE : YAML_FLOW_SEQUENCE_STYLE) ||
             !yaml_emitter_emit(em, &ev))
             return 0;
         for (int k = 0; k < n->n; k++)
@@ -553,9 +572,8 @@ static int emit_node(yaml_emitter_t *em, const cfg_node *n) {
         yaml_sequence_end_event_initialize(&ev);
         return yaml_emitter_emit(em, &ev);
     case CFG_MAP:
-        if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
-                                                 n->n ? YAML_BLOCK_MAPPING_STYLE
-                                                      : YAML_FLOW_MAPPING_STYLE) ||
+        if (!yaml_mapping_start_event_initialize(
+                &ev, NULL, NULL, 1, n->n ? YAML_BLOCK_MAPPING_STYLE : YAML_FLOW_MAPPING_STYLE) ||
             !yaml_emitter_emit(em, &ev))
             return 0;
         for (int k = 0; k < n->n; k++) {
@@ -629,14 +647,18 @@ cfg_node *cfg_get(const cfg_node *root, const char *path) {
 
 // "a string", "an integer": a type's name with its article, for messages.
 static const char *a_type(cfg_type t) {
-    return t == CFG_INT ? "an integer" : t == CFG_NULL ? "null" : t == CFG_BOOL ? "a boolean"
-         : t == CFG_FLOAT ? "a number" : t == CFG_STR ? "a string" : t == CFG_LIST ? "a list"
-         : "a mapping";
+    return t == CFG_INT     ? "an integer"
+           : t == CFG_NULL  ? "null"
+           : t == CFG_BOOL  ? "a boolean"
+           : t == CFG_FLOAT ? "a number"
+           : t == CFG_STR   ? "a string"
+           : t == CFG_LIST  ? "a list"
+                            : "a mapping";
 }
 
 static cfg_node *get_typed(const cfg_node *root, const char *path, cfg_error *err) {
     cfg_node *n = cfg_get(root, path);
-    if (!n) set_err(err, 2, "missing config key %s", path);
+    if (!n) cfg_set_error(err, 2, "missing config key %s", path);
     return n;
 }
 
@@ -645,7 +667,7 @@ int cfg_get_num(const cfg_node *root, const char *path, double *out, cfg_error *
     if (!n) return -1;
     if (n->type == CFG_INT) return (*out = (double)n->i), 0;
     if (n->type == CFG_FLOAT) return (*out = n->f), 0;
-    set_err(err, 2, "config key %s must be a number, not %s", path, a_type(n->type));
+    cfg_set_error(err, 2, "config key %s must be a number, not %s", path, a_type(n->type));
     return -1;
 }
 
@@ -656,8 +678,8 @@ int cfg_get_int(const cfg_node *root, const char *path, int64_t *out, cfg_error 
     // 8e6 and friends are floats in YAML but whole numbers in meaning.
     if (n->type == CFG_FLOAT && n->f == floor(n->f) && fabs(n->f) < 9.2e18)
         return (*out = (int64_t)n->f), 0;
-    set_err(err, 2, "config key %s must be a whole number, not %s", path,
-            n->type == CFG_FLOAT ? "a fraction" : a_type(n->type));
+    cfg_set_error(err, 2, "config key %s must be a whole number, not %s", path,
+                  n->type == CFG_FLOAT ? "a fraction" : a_type(n->type));
     return -1;
 }
 
@@ -665,7 +687,7 @@ int cfg_get_bool(const cfg_node *root, const char *path, bool *out, cfg_error *e
     cfg_node *n = get_typed(root, path, err);
     if (!n) return -1;
     if (n->type == CFG_BOOL) return (*out = n->b), 0;
-    set_err(err, 2, "config key %s must be true or false, not %s", path, a_type(n->type));
+    cfg_set_error(err, 2, "config key %s must be true or false, not %s", path, a_type(n->type));
     return -1;
 }
 
@@ -673,7 +695,7 @@ int cfg_get_str(const cfg_node *root, const char *path, const char **out, cfg_er
     cfg_node *n = get_typed(root, path, err);
     if (!n) return -1;
     if (n->type == CFG_STR) return (*out = n->s), 0;
-    set_err(err, 2, "config key %s must be a string, not %s", path, a_type(n->type));
+    cfg_set_error(err, 2, "config key %s must be a string, not %s", path, a_type(n->type));
     return -1;
 }
 
@@ -704,7 +726,8 @@ static size_t edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 512 || lb > 512) return (size_t)-1;
     size_t *row = xmalloc((lb + 1) * sizeof *row);
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
     for (size_t i = 1; i <= la; i++) {
         size_t diag = row[0];
         row[0] = i;
@@ -758,14 +781,22 @@ static int cmp_key_index(const void *a, const void *b, void *keys) {
 static void canonical(FILE *f, const cfg_node *n) {
     char buf[64];
     switch (n->type) {
-    case CFG_NULL: fputs("null", f); break;
-    case CFG_BOOL: fputs(n->b ? "true" : "false", f); break;
-    case CFG_INT: fprintf(f, "%lld", (long long)n->i); break;
+    case CFG_NULL:
+        fputs("null", f);
+        break;
+    case CFG_BOOL:
+        fputs(n->b ? "true" : "false", f);
+        break;
+    case CFG_INT:
+        fprintf(f, "%lld", (long long)n->i);
+        break;
     case CFG_FLOAT:
         cfg_format_float(n->f, buf, sizeof buf);
         fputs(buf, f);
         break;
-    case CFG_STR: json_string(f, n->s); break;
+    case CFG_STR:
+        json_string(f, n->s);
+        break;
     case CFG_LIST:
         fputc('[', f);
         for (int k = 0; k < n->n; k++) {
@@ -776,7 +807,8 @@ static void canonical(FILE *f, const cfg_node *n) {
         break;
     case CFG_MAP: {
         int *idx = xmalloc((size_t)(n->n ? n->n : 1) * sizeof *idx);
-        for (int k = 0; k < n->n; k++) idx[k] = k;
+        for (int k = 0; k < n->n; k++)
+            idx[k] = k;
         qsort_r(idx, (size_t)n->n, sizeof *idx, cmp_key_index, n->keys);
         fputc('{', f);
         for (int k = 0; k < n->n; k++) {

@@ -42,6 +42,10 @@ typedef struct {
     char msg[2048];
 } cfg_error;
 
+// Fill err (may be NULL) with a formatted message and an exit code.
+void cfg_set_error(cfg_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 // ---- values ------------------------------------------------------------------------------
 cfg_node *cfg_new(cfg_type type);
 cfg_node *cfg_new_str(const char *s);

@@ -7,12 +7,12 @@
 #include <stddef.h>
 
 typedef struct {
-    int count;             // visible devices (0 when none or no driver)
-    char name[256];        // device 0
+    int count;              // visible devices (0 when none or no driver)
+    char name[256];         // device 0
     int cc_major, cc_minor; // compute capability of device 0
-    size_t total_mem;      // bytes on device 0
-    int runtime_version;   // e.g. 13000
-    int driver_version;    // 0 when no driver is loaded
+    size_t total_mem;       // bytes on device 0
+    int runtime_version;    // e.g. 13000
+    int driver_version;     // 0 when no driver is loaded
 } gpu_info;
 
 // True when this binary was built with the CUDA backend.

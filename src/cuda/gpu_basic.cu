@@ -9,14 +9,14 @@ extern "C" {
 #include "cuda/gpu.h"
 }
 
-#define CUDA_TRY(call)                                                                         \
-    do {                                                                                       \
-        cudaError_t e_ = (call);                                                               \
-        if (e_ != cudaSuccess) {                                                               \
-            snprintf(err, errlen, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,           \
-                     cudaGetErrorString(e_));                                                  \
-            goto fail;                                                                         \
-        }                                                                                      \
+#define CUDA_TRY(call)                                                                             \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            snprintf(err, errlen, "%s:%d: %s failed: %s", __FILE__, __LINE__, #call,               \
+                     cudaGetErrorString(e_));                                                      \
+            goto fail;                                                                             \
+        }                                                                                          \
     } while (0)
 
 __global__ static void axpy_kernel(float *y, const float *x, float a, size_t n) {
@@ -106,7 +106,8 @@ extern "C" int gpu_axpy_time(size_t n, int iters, double *median_ms, char *err, 
     CUDA_TRY(cudaEventCreate(&stop));
     fill_kernel<<<blocks, 256>>>(dx, n, 1e-3f);
     fill_kernel<<<blocks, 256>>>(dy, n, 2e-3f);
-    for (int k = 0; k < 5; k++) axpy_kernel<<<blocks, 256>>>(dy, dx, 0.5f, n);
+    for (int k = 0; k < 5; k++)
+        axpy_kernel<<<blocks, 256>>>(dy, dx, 0.5f, n);
     CUDA_TRY(cudaGetLastError());
     for (int k = 0; k < iters; k++) {
         CUDA_TRY(cudaEventRecord(start));
