@@ -13,7 +13,10 @@ Outputs (zstd-compressed, line = document):
   normhash_<cfg>.u32.zst  FNV-1a of each normalized line (all lines)
   ids_<vocab>.u16.zst     token ids of every line (uint16 LE, 0xFFFF ends a line), no special tokens
   idhash_cram_wp.u32.zst  FNV-1a of each line's ids (uint32 LE array) with the cram-trained vocabulary
+  hf_bpe_tokenizer.json.zst, idhash_hf_bpe.u32.zst   HF byte-level BPE trained on corpus.txt, and its ids
   cases.json.zst          pair / truncation / post-processor / decode cases
+  cp_norm_<cfg>.u32.zst   every code point normalized alone: FNV-1a per block of 256 code points
+  cp_pretok.u8.zst        every code point: its class under the Whitespace, BERT and GPT-2 pre-tokenizers
 Run: python3 scripts/tok_make_fixtures.py --bert-vocab DIR/vocab.txt [--cram-vocab FILE]
 """
 import argparse
@@ -117,8 +120,10 @@ def unicode_lines(n_random=1500, seed=1234):
     pools = [
         [chr(c) for c in range(0x20, 0x7F)],
         [chr(c) for c in range(0xA0, 0x250)],
-        [chr(c) for c in range(0x300, 0x370)] + [chr(c) for c in range(0x1AB0, 0x1AC0)],
+        [chr(c) for c in range(0x300, 0x370)] + [chr(c) for c in range(0x1AB0, 0x1ACF)],
     ]
+    # every code point assigned in Python's Unicode (14.0); cram mimics HF's older tables (see
+    # docs/tokenizer.md), the per-code-point fixtures below check that exhaustively
     assigned = [chr(c) for c in range(0x80, 0x30000)
                 if not (0xD800 <= c <= 0xDFFF) and unicodedata.category(chr(c)) != "Cn"
                 and c not in (0x85, 0x2028, 0x2029)]
@@ -168,6 +173,35 @@ def read_vocab(path):
         return {line.rstrip("\n"): i for i, line in enumerate(f)}
 
 
+def codepoint_fixtures(out):
+    """Every code point (surrogates skipped) through HF: FNV-1a of the normalized forms per block of 256
+    code points, and one class byte per code point for the pre-tokenizers."""
+    cfgs = {"lower_strip": cram_normalizer(True, True, False, False),
+            "nfkc_lower": cram_normalizer(True, False, False, False),
+            "bert": normalizers.BertNormalizer()}
+    cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for name, norm in cfgs.items():
+        blocks = {}
+        for c in cps:
+            blocks.setdefault(c >> 8, []).append(norm.normalize_str(chr(c)).encode() + b"\0")
+        zwrite(f"{out}/cp_norm_{name}.u32.zst",
+               b"".join(struct.pack("<I", fnv1a(b"".join(blocks[k]))) for k in sorted(blocks)))
+    ws, bert = pre_tokenizers.Whitespace(), pre_tokenizers.BertPreTokenizer()
+    bl = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    classes = bytearray()
+    for c in cps:
+        ch = chr(c)
+        n = len(ws.pre_tokenize_str("a" + ch + "b"))
+        k = {1: 1, 2: 2, 3: 0}[n]  # word / space / other
+        n = len(bert.pre_tokenize_str("a" + ch + "b"))
+        k |= {1: 0, 2: 2, 3: 1}[n] << 2  # plain / space / punctuation
+        k |= (len(bl.pre_tokenize_str("a" + ch)) == 1) << 4  # \p{L}
+        k |= (len(bl.pre_tokenize_str("1" + ch)) == 1) << 5  # \p{N}
+        k |= (len(bl.pre_tokenize_str("!" + ch)) == 1) << 6  # [^\s\p{L}\p{N}]
+        classes.append(k)
+    zwrite(f"{out}/cp_pretok.u8.zst", bytes(classes))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="tests/fixtures/tok")
@@ -176,6 +210,7 @@ def main():
     ap.add_argument("--corpus-bytes", type=int, default=1_050_000)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    codepoint_fixtures(a.out)
 
     corpus = corpus_lines(a.corpus_bytes)
     uni = unicode_lines()
@@ -221,6 +256,16 @@ def main():
         cv = read_vocab(a.cram_vocab)
         zwrite(f"{a.out}/cram_wp_vocab.txt.zst", open(a.cram_vocab, "rb").read())
         write_id_hashes(f"{a.out}/idhash_cram_wp.u32.zst", cram_wp(cv).encode_batch(lines, add_special_tokens=False))
+
+    # byte-level BPE (min_frequency 2), the reference's `BPE` setting: trainer output and ids
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = cram_normalizer(*NORM_CONFIGS["default"])
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(corpus, trainer=trainers.BpeTrainer(vocab_size=VOCAB_SIZE, min_frequency=2,
+                                                                special_tokens=SPECIALS, show_progress=False))
+    zwrite(f"{a.out}/hf_bpe_tokenizer.json.zst", bpe.to_str().encode())
+    write_id_hashes(f"{a.out}/idhash_hf_bpe.u32.zst", bpe.encode_batch(lines, add_special_tokens=False))
 
     # post-processor, pair truncation and decode cases (the reference's template, include_sep only)
     hf_wp.post_processor = processors.TemplateProcessing(

@@ -5,6 +5,8 @@
 
 #include "config/config.h"
 #include "cuda/gpu.h"
+#include "data/data.h"
+#include "tok/tok.h"
 
 static int cmd_info(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
@@ -17,14 +19,17 @@ typedef struct {
 
 static const command commands[] = {
     {"config", cfg_cli_main, "print the resolved configuration of a pretrain or eval run"},
+    {"data", data_cli_main, "build or inspect a token store"},
+    {"tokenizer", tok_cli_main, "train a tokenizer or encode text with one"},
     {"info", cmd_info, "show the build, the config folders and the GPUs cram can see"},
     {"help", cmd_help, "show this list"},
 };
 static const int ncommands = (int)(sizeof commands / sizeof *commands);
 
 static void usage(FILE *f) {
-    fprintf(f, "cram %s: BERT-style masked language model pretraining (\"cramming\") in C\n\n"
-               "usage: cram <command> [key=value overrides...]\n\ncommands:\n",
+    fprintf(f,
+            "cram %s: BERT-style masked language model pretraining (\"cramming\") in C\n\n"
+            "usage: cram <command> [key=value overrides...]\n\ncommands:\n",
             CRAM_VERSION);
     for (int k = 0; k < ncommands; k++)
         fprintf(f, "  %-10s %s\n", commands[k].name, commands[k].help);
@@ -48,7 +53,8 @@ static int cmd_info(int argc, char **argv) {
     cfg_search s;
     cfg_search_init(&s);
     cfg_search_default(&s);
-    for (int k = 0; k < s.ndirs; k++) printf("config folder: %s\n", s.dirs[k]);
+    for (int k = 0; k < s.ndirs; k++)
+        printf("config folder: %s\n", s.dirs[k]);
     if (s.ndirs == 0) printf("config folder: none found (set CRAM_CONFIG_PATH)\n");
     cfg_search_free(&s);
     gpu_info gi;
@@ -58,8 +64,8 @@ static int cmd_info(int argc, char **argv) {
     } else if (gpu_query(&gi, err, sizeof err)) {
         printf("cuda: error: %s\n", err);
     } else {
-        printf("cuda: runtime %d, driver %d, %d device(s)\n", gi.runtime_version,
-               gi.driver_version, gi.count);
+        printf("cuda: runtime %d, driver %d, %d device(s)\n", gi.runtime_version, gi.driver_version,
+               gi.count);
         if (gi.count)
             printf("gpu 0: %s, compute capability %d.%d, %.1f GiB\n", gi.name, gi.cc_major,
                    gi.cc_minor, (double)gi.total_mem / (1 << 30));

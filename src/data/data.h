@@ -1,0 +1,219 @@
+/* data: raw-text sources, the streaming preprocessing pipeline, the versioned token store, the
+ * rank-strided resumable loader and the MLM collator. Everything that reads user files returns
+ * an error code with a message (never aborts); docs/data.md has the formats and the decisions. */
+#ifndef CRAM_DATA_H
+#define CRAM_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/fileio.h"
+#include "tok/tok.h"
+
+#define DATA_ERRLEN 1024
+
+/* ---- sources ------------------------------------------------------------------------------ */
+typedef enum { SRC_TEXT = 0, SRC_JSONL = 1 } src_format;
+typedef enum { SRC_DOC_BLANK_LINE = 0, SRC_DOC_LINE = 1, SRC_DOC_FILE = 2 } src_docmode;
+
+/* One source of a data config, with its file patterns already expanded (sorted, per pattern). */
+typedef struct {
+    char name[128];
+    src_format format;
+    src_docmode docs;
+    char text_field[128]; /* jsonl only */
+    char **files;         /* (nfiles) paths as opened; *.zst are decompressed while reading */
+    int nfiles;
+    int64_t concat;   /* concatenate_successive_entries: join k documents with no separator */
+    int64_t max_docs; /* documents taken from this source (max_entries_in_raw_dataset) */
+} src_spec;
+
+typedef struct {
+    src_spec *v;
+    int n;
+} src_list;
+
+/* Reads data.sources (cram's `provider: local, path, format, documents, text_field` form and the
+ * reference's `file_type: json, files: [...]` form). Relative paths are joined to root (the
+ * resolved impl.path). A pattern matching nothing is an error naming the resolved path. */
+int src_list_from_config(src_list *out, const cfg_node *data, const char *root, char *err,
+                         size_t errlen);
+/* Adds one source by hand (tests, tools): path is a file, a folder (all regular files below it,
+ * sorted, hidden ones skipped) or a glob. */
+int src_list_add(src_list *l, const char *name, const char *path, src_format f, src_docmode d,
+                 const char *text_field, char *err, size_t errlen);
+void src_list_free(src_list *l);
+
+/* Streams the documents of every source in order. A document is valid until the next call.
+ * Whitespace-only documents are skipped. Bytes are passed on as they are (invalid UTF-8 and NUL
+ * included); the tokenizer replaces what it cannot read. */
+typedef struct src_reader src_reader;
+int src_reader_open(src_reader **out, const src_list *l, char *err, size_t errlen);
+/* 1: a document; 0: the end; -1: an error (message names the file and line). */
+int src_reader_next(src_reader *r, const char **doc, size_t *len, char *err, size_t errlen);
+uint64_t src_reader_bytes(const src_reader *r); /* text bytes read so far (after decompression) */
+void src_reader_close(src_reader *r);
+
+/* ---- token store files (train.bin / valid.bin) -------------------------------------------- */
+#define STORE_MAGIC "CRAMROWS"
+#define STORE_VERSION 1
+#define STORE_HEADER_BYTES 64
+#define STORE_CHUNK_BYTES (1u << 20) /* checksum unit: the payload is hashed per MiB */
+
+typedef enum {
+    STORE_VERIFY_AUTO = 0, /* header + size always; payload checksum when it is <= 1 GiB */
+    STORE_VERIFY_QUICK,    /* header + size only */
+    STORE_VERIFY_FULL,     /* header + size + payload checksum */
+} store_verify;
+
+/* A mapped rows file: row_count rows of row_len ids, stored as u16 or u32 little-endian. */
+typedef struct {
+    core_mmap map;
+    const uint8_t *payload;
+    int dtype_bytes; /* 2 or 4 */
+    int32_t vocab_size, row_len;
+    int64_t row_count;
+    uint64_t checksum;
+    char path[CORE_PATH_MAX];
+} store_rows;
+
+int store_rows_open(store_rows *r, const char *path, store_verify v, char *err, size_t errlen);
+void store_rows_close(store_rows *r);
+/* Row i as int32 ids: out (row_len). */
+void store_rows_get(const store_rows *r, int64_t i, int32_t *out);
+/* The payload checksum (per-MiB word hashes combined with core_hash; OpenMP over chunks). */
+uint64_t store_checksum(const void *payload, size_t n);
+
+/* Streaming writer: rows are appended as int32 and converted; finish writes the header last. */
+typedef struct {
+    core_atomic_file f;
+    int dtype_bytes;
+    int32_t vocab_size, row_len;
+    int64_t row_count;
+    uint8_t *chunk; /* (STORE_CHUNK_BYTES) */
+    size_t chunk_used;
+    uint64_t nchunks;
+    uint64_t combine; /* core_hash state over the chunk hashes */
+} store_writer;
+
+int store_writer_open(store_writer *w, const char *path, int32_t vocab_size, int32_t row_len,
+                      char *err, size_t errlen);
+int store_writer_append(store_writer *w, const int32_t *rows, int64_t nrows, char *err,
+                        size_t errlen);
+int store_writer_finish(store_writer *w, char *err, size_t errlen);
+void store_writer_abort(store_writer *w);
+
+/* ---- the pipeline and the store folder ---------------------------------------------------- */
+typedef struct {
+    int64_t documents_read;  /* documents the sources gave */
+    int64_t documents_dup;   /* removed as exact duplicates */
+    int64_t documents_trash; /* removed by the chars-per-token rule */
+    int64_t documents;       /* documents tokenized */
+    int64_t bytes_read;      /* raw text bytes read */
+    int64_t bytes;           /* text bytes of the tokenized documents */
+    int64_t tokens;          /* ids produced, <sep>/<cls> included */
+    int64_t tokens_dropped;  /* block remainders (< seq_length) that packing leaves out */
+    int64_t unk_tokens;      /* <unk> among tokens */
+    int64_t rows_packed;     /* rows before the cap */
+    int64_t rows_train, rows_valid;
+    int64_t tok_train_bytes; /* text the tokenizer was trained on */
+    double seconds;          /* build time */
+} data_stats;
+
+/* An open store folder: rows, tokenizer and statistics. */
+typedef struct {
+    char dir[CORE_PATH_MAX];
+    store_rows train, valid; /* valid.row_count may be 0 */
+    tok_tokenizer *tok;
+    data_stats stats;
+    bool built; /* data_prepare built it in this call (false: reused) */
+} store;
+
+/* "<data.name>_<tokenizer>x<vocab>_<cfg_hash_hex(data)>" */
+int store_dir_name(char *out, size_t outlen, const cfg_node *data, char *err, size_t errlen);
+int store_open(store *s, const char *dir, store_verify v, char *err, size_t errlen);
+void store_close(store *s);
+
+/* The folder of corpora and stores: impl.path, ~ expanded; a relative one is taken from the
+ * launch directory like base_dir (not placed under base_dir as in the reference). */
+int data_root(char *out, size_t outlen, const cfg_node *cfg, char *err, size_t errlen);
+
+/* Build the store for cfg.data into out_dir (which must not exist; built under a temporary name
+ * and renamed when complete). root resolves relative source paths. */
+int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int threads,
+               data_stats *st, char *err, size_t errlen);
+
+/* Find the store of a composed pretrain config (cfg.data, cfg.impl, cfg.base_dir); build it when
+ * missing unless impl.forbid_dataset_preprocessing. */
+int data_prepare(store *s, const cfg_node *cfg, store_verify v, char *err, size_t errlen);
+
+/* ---- the loader --------------------------------------------------------------------------- */
+/* Where a loader stands: batch `index` of `epoch`. Saving and restoring it resumes exactly. */
+typedef struct {
+    int64_t epoch, index;
+} loader_pos;
+
+/* Rank r of w reads rows perm(r), perm(r+w), ... of each epoch (DistributedSampler with
+ * drop_last), in batches of mbs (the last partial batch dropped). perm is the identity, or a
+ * seeded pseudo-random bijection per epoch when shuffling (no per-row memory). */
+typedef struct {
+    const store_rows *rows;
+    int rank, world;
+    int64_t mbs;
+    bool shuffle, reverse;
+    uint64_t seed;
+    int64_t per_rank, batches_per_epoch;
+    loader_pos pos;
+} loader;
+
+int loader_init(loader *l, const store_rows *rows, int rank, int world, int64_t mbs, bool shuffle,
+                uint64_t seed, char *err, size_t errlen);
+/* The global row index of this rank's k-th row in epoch e. */
+int64_t loader_row(const loader *l, int64_t epoch, int64_t k);
+/* Fill out (mbs, row_len) with the next batch and advance; returns the batch's position. */
+loader_pos loader_next(loader *l, int32_t *out);
+loader_pos loader_tell(const loader *l);
+void loader_seek(loader *l, loader_pos p);
+
+/* ---- the MLM collator (SPEC 3.7) ---------------------------------------------------------- */
+typedef struct {
+    double mlm_probability;
+    bool use_80_20_rule;
+    bool disable_mlm;
+    double token_drop;
+    int32_t mask_id, pad_id, vocab_size;
+} mlm_opts;
+
+/* From train.objective.* and the tokenizer's special ids. */
+int mlm_opts_from_config(mlm_opts *o, const cfg_node *cfg, const tok_tokenizer *t, char *err,
+                         size_t errlen);
+double mlm_round_half_even(double x);
+int mlm_num_masked(const mlm_opts *o, int S); /* round(p*S); 0 with disable_mlm */
+int mlm_out_len(const mlm_opts *o, int S);    /* S, or int(S*(1-token_drop)) */
+
+/* Fixed shapes. positions are row-local and sorted ascending, so that flattening them row by
+ * row gives the order of labels != -100; targets are the original ids there. With token_drop >
+ * 0 the count of masked positions varies per row: M is 0 and only labels carry them. */
+typedef struct {
+    int32_t B, S, M;    /* S = output length */
+    int32_t *input_ids; /* (B, S) */
+    int32_t *labels;    /* (B, S), -100 where no loss */
+    int32_t *positions; /* (B, M) */
+    int32_t *targets;   /* (B, M) */
+} mlm_batch;
+
+void mlm_batch_init(mlm_batch *b, int B, int S_in, const mlm_opts *o);
+void mlm_batch_free(mlm_batch *b);
+/* rows (B, S_in). Randomness: core_rng stream (seed, rank, step, MLM_RNG_STREAM), so any batch
+ * can be regenerated from its step alone. */
+#define MLM_RNG_STREAM 0x6d6c6du
+void mlm_collate(mlm_batch *out, const int32_t *rows, int S_in, const mlm_opts *o, uint64_t seed,
+                 uint32_t rank, uint64_t step);
+
+/* ---- command line ------------------------------------------------------------------------- */
+/* `cram data [verify|inspect] key=value...`; argv[0] is "data". */
+int data_cli_main(int argc, char **argv);
+
+#endif

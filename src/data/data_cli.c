@@ -1,0 +1,150 @@
+/* `cram data`: build (or find and check) the token store of a pretrain config and print its
+ * statistics; `cram data verify` checks every checksum; `cram data inspect [row=N] [split=valid]`
+ * shows one row decoded and as tokens joined by "_". */
+#include "data/data.h"
+
+#include "core/core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static void usage(FILE *f) {
+    fputs("usage: cram data [verify|inspect] [--config-dir=DIR] [overrides...]\n"
+          "\n"
+          "  cram data data=kjv                 build the token store (or reuse it) and print "
+          "statistics\n"
+          "  cram data verify data=kjv          also check the checksum of every row file\n"
+          "  cram data inspect data=kjv [row=N] [split=train|valid]\n"
+          "                                     show a row as text and as tokens joined by \"_\"\n"
+          "\n"
+          "The store goes to <impl.path>/<data.name>_<tokenizer>x<vocab>_<hash>/ (impl.path\n"
+          "defaults to data/ in the launch directory); relative source paths are resolved\n"
+          "against impl.path, so data=debian-english reads data/corpora/debian-english/\n"
+          "(written by scripts/fetch-corpus).\n",
+          f);
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+}
+
+static void print_stats(const store *s, double wall) {
+    const data_stats *st = &s->stats;
+    printf("token store: %s (%s)\n", s->dir, s->built ? "built" : "reused");
+    printf("documents:   %lld kept of %lld read (%lld duplicates, %lld trash removed)\n",
+           (long long)st->documents, (long long)st->documents_read, (long long)st->documents_dup,
+           (long long)st->documents_trash);
+    printf("text:        %.1f MB read, %.1f MB tokenized; tokenizer trained on %.1f MB\n",
+           (double)st->bytes_read / 1e6, (double)st->bytes / 1e6,
+           (double)st->tok_train_bytes / 1e6);
+    printf("tokens:      %lld (%lld left out as block remainders), unknown-token rate %.4f%%\n",
+           (long long)st->tokens, (long long)st->tokens_dropped,
+           st->tokens ? 100.0 * (double)st->unk_tokens / (double)st->tokens : 0.0);
+    printf(
+        "rows:        %lld train + %lld validation of %d tokens (%lld packed), %s ids, vocab %d\n",
+        (long long)st->rows_train, (long long)st->rows_valid, s->train.row_len,
+        (long long)st->rows_packed, s->train.dtype_bytes == 2 ? "u16" : "u32", s->train.vocab_size);
+    if (s->built)
+        printf("build:       %.1f s, %.2f MB/s of raw text\n", st->seconds,
+               st->seconds > 0 ? (double)st->bytes_read / 1e6 / st->seconds : 0.0);
+    printf("this run:    %.3f s, peak RSS %.1f MB\n", wall, peak_rss_mb());
+}
+
+static int inspect(const store *s, int64_t row, bool valid) {
+    const store_rows *r = valid ? &s->valid : &s->train;
+    if (r->row_count == 0) {
+        fprintf(stderr, "cram data inspect: the %s split is empty\n", valid ? "valid" : "train");
+        return 2;
+    }
+    if (row < 0) {
+        core_rng rng;
+        core_rng_init(&rng, (uint64_t)time(NULL), 0, 0, 0);
+        row = (int64_t)(core_rng_u64(&rng) % (uint64_t)r->row_count);
+    }
+    if (row >= r->row_count) {
+        fprintf(stderr, "cram data inspect: row %lld out of range (%lld rows)\n", (long long)row,
+                (long long)r->row_count);
+        return 2;
+    }
+    int32_t *ids = xmalloc((size_t)r->row_len * sizeof *ids);
+    store_rows_get(r, row, ids);
+    char *text = NULL, te[TOK_ERRLEN];
+    size_t n = 0;
+    printf("%s row %lld of %lld:\n", valid ? "valid" : "train", (long long)row,
+           (long long)r->row_count);
+    if (tok_decode(s->tok, ids, (size_t)r->row_len, false, &text, &n, te) == TOK_OK) {
+        printf("%.*s\n", (int)n, text);
+        free(text);
+    } else {
+        printf("(decode failed: %s)\n", te);
+    }
+    for (int k = 0; k < r->row_len; k++) {
+        uint32_t len = 0;
+        const char *t = tok_id_to_token(s->tok, ids[k], &len);
+        printf("%s%.*s", k ? "_" : "", t ? (int)len : 3, t ? t : "???");
+    }
+    printf("\n");
+    free(ids);
+    return 0;
+}
+
+int data_cli_main(int argc, char **argv) {
+    double t0 = core_now();
+    int k = 1;
+    enum { BUILD, VERIFY, INSPECT } mode = BUILD;
+    if (k < argc && strcmp(argv[k], "verify") == 0)
+        mode = VERIFY, k++;
+    else if (k < argc && strcmp(argv[k], "inspect") == 0)
+        mode = INSPECT, k++;
+    else if (k < argc && strcmp(argv[k], "build") == 0)
+        k++;
+    int64_t row = -1;
+    bool valid = false;
+    char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0;
+    for (; k < argc; k++) {
+        if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+            usage(stdout);
+            free(rest);
+            return 0;
+        }
+        if (mode == INSPECT && strncmp(argv[k], "row=", 4) == 0) {
+            row = strtoll(argv[k] + 4, NULL, 10);
+            continue;
+        }
+        if (mode == INSPECT && strncmp(argv[k], "split=", 6) == 0) {
+            valid = strcmp(argv[k] + 6, "valid") == 0;
+            continue;
+        }
+        rest[nrest++] = argv[k];
+    }
+    cfg_error ce = {0};
+    cfg_node *cfg = cfg_from_args("pretrain", nrest, rest, &ce);
+    free(rest);
+    if (!cfg) {
+        fprintf(stderr, "cram data: %s\n", ce.msg);
+        return ce.code ? ce.code : 2;
+    }
+    store s;
+    char err[DATA_ERRLEN] = "";
+    int rc = 0;
+    if (data_prepare(&s, cfg, mode == VERIFY ? STORE_VERIFY_FULL : STORE_VERIFY_AUTO, err,
+                     sizeof err) != 0) {
+        fprintf(stderr, "cram data: %s\n", err);
+        rc = 1;
+    } else {
+        if (mode == INSPECT)
+            rc = inspect(&s, row, valid);
+        else
+            print_stats(&s, core_now() - t0);
+        if (mode == VERIFY) printf("checksums:   train.bin and valid.bin verified\n");
+        store_close(&s);
+    }
+    cfg_free(cfg);
+    return rc;
+}
