@@ -7,9 +7,21 @@
 #include "cuda/gpu.h"
 #include "data/data.h"
 #include "tok/tok.h"
+#include "eval/eval.h"
+#include "train/train.h"
 
 static int cmd_info(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
+
+// `cram tokenizer train data=...` trains the tokenizer of a data config (the data module reads
+// its sources); every other form is the tokenizer module's own command line.
+static int cmd_tokenizer(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "train") == 0)
+        for (int k = 2; k < argc; k++)
+            if (strncmp(argv[k], "data=", 5) == 0 || strncmp(argv[k], "data.", 5) == 0)
+                return data_tokenizer_cli(argc - 1, argv + 1);
+    return tok_cli_main(argc, argv);
+}
 
 typedef struct {
     const char *name;
@@ -20,7 +32,10 @@ typedef struct {
 static const command commands[] = {
     {"config", cfg_cli_main, "print the resolved configuration of a pretrain or eval run"},
     {"data", data_cli_main, "build or inspect a token store"},
-    {"tokenizer", tok_cli_main, "train a tokenizer or encode text with one"},
+    {"tokenizer", cmd_tokenizer, "train a tokenizer or encode text with one"},
+    {"pretrain", train_cli_main, "pretrain a model (arch=, train=, data=, budget=)"},
+    {"eval", glue_cli_main, "fine-tune and score a checkpoint on GLUE"},
+    {"export", export_cli_main, "write a checkpoint as a Hugging Face folder"},
     {"info", cmd_info, "show the build, the config folders and the GPUs cram can see"},
     {"help", cmd_help, "show this list"},
 };

@@ -148,3 +148,46 @@ int data_cli_main(int argc, char **argv) {
     cfg_free(cfg);
     return rc;
 }
+
+int data_tokenizer_cli(int argc, char **argv) {
+    const char *out = NULL;
+    char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0;
+    for (int k = 1; k < argc; k++) { // argv[0] is "train"
+        if (strncmp(argv[k], "out=", 4) == 0)
+            out = argv[k] + 4;
+        else
+            rest[nrest++] = argv[k];
+    }
+    if (!out || !*out) {
+        fprintf(stderr, "usage: cram tokenizer train data=NAME out=DIR [overrides...]\n");
+        free(rest);
+        return 2;
+    }
+    cfg_error ce = {0};
+    cfg_node *cfg = cfg_from_args("pretrain", nrest, rest, &ce);
+    free(rest);
+    if (!cfg) {
+        fprintf(stderr, "cram tokenizer: %s\n", ce.msg);
+        return ce.code ? ce.code : 2;
+    }
+    char err[DATA_ERRLEN] = "", root[CORE_PATH_MAX];
+    tok_tokenizer *t = NULL;
+    int rc = 1;
+    double t0 = core_now();
+    if (data_root(root, sizeof root, cfg, err, sizeof err) == 0 &&
+        pipe_train_tokenizer(&t, cfg_get(cfg, "data"), root, 0, err, sizeof err) == 0) {
+        char te[TOK_ERRLEN] = "";
+        if (core_mkdir_p(out, err, sizeof err) == 0 && tok_save(t, out, te) == TOK_OK) {
+            printf("tokenizer: %d tokens, trained in %.1f s, saved to %s\n", tok_vocab_size(t),
+                   core_now() - t0, out);
+            rc = 0;
+        } else if (te[0]) {
+            snprintf(err, sizeof err, "%s", te);
+        }
+    }
+    if (rc) fprintf(stderr, "cram tokenizer: %s\n", err);
+    tok_free(t);
+    cfg_free(cfg);
+    return rc;
+}

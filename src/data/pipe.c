@@ -799,6 +799,63 @@ static void rm_tree(const char *dir) {
     rmdir(dir);
 }
 
+int pipe_train_tokenizer(tok_tokenizer **out, const cfg_node *data, const char *root,
+                         int threads, char *err, size_t errlen) {
+    pipe_opts o;
+    if (opts_from_config(&o, data, threads, err, errlen)) return -1;
+    src_list l;
+    if (src_list_from_config(&l, data, root, err, errlen)) return -1;
+    src_reader *r = NULL;
+    if (src_reader_open(&r, &l, err, errlen)) {
+        src_list_free(&l);
+        return -1;
+    }
+    // The sources in their own order (no shuffle: nothing else is built), up to the same cap
+    // on text in memory as a store build.
+    char *arena = NULL;
+    size_t used = 0, cap = 0, nd = 0, dcap = 0;
+    size_t *offs = NULL, *lens = NULL;
+    const char *doc;
+    size_t n;
+    int rc;
+    while ((rc = src_reader_next(r, &doc, &n, err, errlen)) == 1) {
+        if ((int64_t)nd >= o.max_docs || (used + n > PIPE_TOK_TRAIN_BYTES && nd > 0)) break;
+        if (used + n > cap) {
+            cap = (used + n) * 2;
+            arena = xrealloc(arena, cap);
+        }
+        if (nd == dcap) {
+            dcap = dcap ? 2 * dcap : 4096;
+            offs = xrealloc(offs, dcap * sizeof *offs);
+            lens = xrealloc(lens, dcap * sizeof *lens);
+        }
+        memcpy(arena + used, doc, n);
+        offs[nd] = used;
+        lens[nd++] = n;
+        used += n;
+    }
+    src_reader_close(r);
+    src_list_free(&l);
+    if (rc < 0 || nd == 0) {
+        if (rc >= 0) errf(err, errlen, "the data config's sources hold no documents");
+        free(arena), free(offs), free(lens);
+        return -1;
+    }
+    const char **docs = xmalloc(nd * sizeof *docs);
+    for (size_t i = 0; i < nd; i++)
+        docs[i] = arena + offs[i];
+    core_log_info("training the %s tokenizer (vocab %d) on %zu documents, %.1f MB",
+                  o.topt.tokenizer, o.topt.vocab_size, nd, (double)used / 1e6);
+    char te[TOK_ERRLEN] = "";
+    int trc = tok_train(out, &o.topt, docs, lens, nd, te);
+    free(docs), free(arena), free(offs), free(lens);
+    if (trc != TOK_OK) {
+        errf(err, errlen, "tokenizer training failed: %s", te);
+        return -1;
+    }
+    return 0;
+}
+
 int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int threads,
                data_stats *st, char *err, size_t errlen) {
     double t0 = core_now();

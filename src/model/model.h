@@ -1,0 +1,182 @@
+/* The models: crammed-bert (pre-LN ScriptableCrammedBERT), the post-LN Hugging Face BERT
+ * family and the sanity-check throughput model, built from the resolved `arch` config. One
+ * parameter table drives allocation (params, grads and both AdamW moments in ONE buffer),
+ * initialization, checkpoint names and weight-decay groups. Forward and backward are written
+ * once against `struct ops`; no backend memory is dereferenced here. */
+#ifndef CRAM_MODEL_MODEL_H
+#define CRAM_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "ops/ops.h"
+
+typedef enum {
+    BERT_ARCH_CRAMMED = 0, /* ScriptableCrammedBERT: pre-LN, reference names */
+    BERT_ARCH_HF = 1,      /* BertForMaskedLM: post-LN, Hugging Face names */
+    BERT_ARCH_SANITY = 2,  /* SanityCheckLM: embedding + one linear, loss = mean output */
+} bert_arch_kind;
+
+typedef enum {
+    BERT_POS_NONE = 0,
+    BERT_POS_LEARNED,
+    BERT_POS_SINUSOIDAL,
+    BERT_POS_SCALED_SINUSOIDAL,
+} bert_pos_kind;
+
+typedef struct bert_config {
+    bert_arch_kind kind;
+    char arch_name[64]; /* the class name the reference logs, e.g. ScriptableCrammedBERT */
+    int L, H, NH, I, V; /* layers, hidden, heads, FFN width (before GLU halving), vocab */
+    int max_pos;        /* rows of the position table */
+    int type_vocab;     /* token-type rows (0: none) */
+    bool glu;           /* GELUglu FFN (I -> I/2) instead of GELU */
+    bool use_bias;      /* biases in attention output and FFN dense layers */
+    bool qkv_bias;
+    bool decoder_bias;
+    bool final_norm;     /* LN after the last block (crammed) */
+    bool head_transform; /* dense + GELU + LN before the decoder */
+    bool emb_norm;       /* LN after the embedding sum */
+    bert_pos_kind pos;
+    int pad_id;         /* embedding row without lookup gradient; -1 none */
+    float eps;          /* every LayerNorm */
+    float init_std;     /* normal init std after init.type */
+    float hidden_drop;  /* residual branches */
+    float attn_drop;    /* attention probabilities */
+    float emb_drop;     /* after the embedding LN */
+    double sparse_pred; /* share of rows decoded (0: all rows) */
+    /* classification head (SPEC 2.6); num_labels == 0 builds the pretraining head */
+    int num_labels;
+    int pool_mode; /* 0 zero_index, 1 avg */
+    bool cls_ff;   /* pooler dense layer */
+    int head_dim;
+    float cls_drop;
+} bert_config;
+
+/* Fill `c` from the resolved config root (reads root.arch); vocab_size > 0 overrides
+ * arch.embedding.vocab_size. Returns 0, or -1 with a message naming the offending key. */
+int bert_config_from_cfg(bert_config *c, const cfg_node *root, int vocab_size, char *err,
+                         size_t errlen);
+
+typedef enum {
+    BERT_INIT_NORMAL = 0, /* N(0, init_std) */
+    BERT_INIT_ZERO,
+    BERT_INIT_ONE,
+    BERT_INIT_POS_SCALE, /* 1/sqrt(H) */
+} bert_init_kind;
+
+typedef struct bert_param {
+    char name[96];  /* checkpoint name (reference names for crammed-bert, HF names for BERT) */
+    char alias[96]; /* a second name the same tensor is also saved under (tied), or "" */
+    int ndim;
+    int64_t shape[2];
+    size_t offset, numel; /* in floats, into each of the four parts of the flat buffer */
+    bool decay;
+    bert_init_kind init;
+} bert_param;
+
+/* Indices into the parameter table; -1 when the architecture has no such tensor. */
+typedef struct bert_layer_idx {
+    int ln1_w, ln1_b, qkv_w, qkv_b, o_w, o_b, ln2_w, ln2_b, f1_w, f1_b, f2_w, f2_b;
+} bert_layer_idx;
+
+typedef struct bert_layer_acts {
+    float *x;                   /* [N,H] block input */
+    float *ln1, *ln1_m, *ln1_r; /* pre-LN: LN1(x); post-LN: LN1(mid) */
+    float *qkv, *probs, *atty;  /* [N,3H], [B,NH,S,S], [N,H] */
+    float *mid;                 /* [N,H] pre-LN: x + attn; post-LN: x + attn before LN1 */
+    float *ln2, *ln2_m, *ln2_r; /* pre-LN: LN2(mid) */
+    float *fin, *fact;          /* [N,I] FFN pre-activation, [N,I or I/2] */
+    float *mid2;                /* post-LN: ln1 + ffn before LN2 */
+} bert_layer_acts;
+
+typedef struct bert_model {
+    bert_config cfg;
+    const ops *ops;
+    int nparams;
+    bert_param *params;
+    size_t numel; /* parameters (the tied decoder counted once) */
+    /* one backend buffer of 4*numel floats: params | grads | adam m | adam v */
+    float *mem, *w, *g, *m, *v;
+    /* parameter indices */
+    int wte, wpe, pos_scale, tte, emb_ln_w, emb_ln_b, fin_ln_w, fin_ln_b;
+    int ht_w, ht_b, ht_ln_w, ht_ln_b, dec_b, san_w;
+    int pool_w, pool_b, cls_w, cls_b;
+    bert_layer_idx *layer;
+    float *pe; /* [max_pos,H] fixed sinusoid table (backend memory) or NULL */
+
+    /* activations for the (B,S) of the last bert_acts_ensure */
+    int B, S, nrows; /* nrows: decoded rows */
+    float *arena;
+    float *emb, *emb_m, *emb_r;
+    bert_layer_acts *la; /* L entries, plus la[L].x = last block output */
+    float *hfin, *hfin_m, *hfin_r;
+    float *gath, *ht_pre, *ht_act, *ht_ln, *ht_m, *ht_r, *logits, *dlogits, *losses;
+    float *pooled, *pool_pre, *pool_act, *pool_drop, *cls_logits, *dcls;
+    int32_t *d_ids, *d_types, *d_labels, *d_idx;
+    float *d_mask;
+    /* backward scratch */
+    float *dres, *dln, *dqkv, *datty, *dfin, *dfact, *dtmp, *dmid, *dhfin, *dgath, *dht;
+    float *dpool;
+    /* host copies for the step */
+    int32_t *h_labels, *h_idx;
+    int nvalid;
+    bool has_mask, training;
+    /* default true: the MLM forward also prepares the loss gradient, in place over the logits
+     * (one [rows, V] buffer less); set false to read m->logits after a forward (validation) */
+    bool grad_enabled;
+    uint64_t seed, step;
+    uint32_t rank; /* data-parallel rank: keys the dropout masks (0 unless the trainer sets it) */
+    double loss;
+} bert_model;
+
+/* Build the parameter table and allocate the flat buffer (zeroed). With o == NULL only the table
+ * is built (parameter counts, names), nothing is allocated. */
+void bert_init(bert_model *m, const bert_config *c, const ops *o);
+void bert_free(bert_model *m);
+/* Draw the initial weights from Philox (seed), then upload. See docs/model.md for the tied
+ * decoder: like the reference, the pad row of a tied crammed-bert embedding is NOT zero. */
+void bert_init_weights(bert_model *m, uint64_t seed);
+/* "Model with architecture X loaded with N parameters." */
+void bert_log_summary(const bert_model *m);
+size_t bert_num_params(const bert_model *m);
+int bert_find_param(const bert_model *m, const char *name); /* index or -1 (name or alias) */
+/* decay = no key is a substring of the name (SPEC 3.2) */
+void bert_set_decay_keys(bert_model *m, char *const *keys, int nkeys);
+
+/* Allocate the activation arena for batches of B sequences of length S (once per shape). */
+void bert_acts_ensure(bert_model *m, int B, int S);
+
+/* One forward pass of the pretraining model (num_labels == 0) or the classifier.
+ * ids [B,S] host; labels host: [B,S] MLM labels (-100 ignored) or NULL; for a classifier [B]
+ * class ids (or float bit patterns for regression, see bert_forward_cls). mask [B,S] host (1 keep,
+ * 0 pad) or NULL. training enables dropout, keyed by (seed, step). Returns the loss. */
+double bert_forward(bert_model *m, const int32_t *ids, const int32_t *types, const int32_t *labels,
+                    const float *mask, int B, int S, bool training, uint64_t seed, uint64_t step);
+/* The sequence classifier (cfg.num_labels > 0, SPEC 2.6): pooler (zero_index or avg), dense +
+ * Tanh + dropout, head. labels [B] class ids for num_labels > 1, targets [B] for regression
+ * (num_labels == 1, MSE); both NULL: logits only, loss 0. Logits stay readable through
+ * bert_cls_logits until the next forward. */
+double bert_forward_cls(bert_model *m, const int32_t *ids, const int32_t *types, const float *mask,
+                        const int32_t *labels, const float *targets, int B, int S, bool training,
+                        uint64_t seed, uint64_t step);
+void bert_cls_logits(const bert_model *m, float *host); /* [B, num_labels] */
+
+/* Backward of the last forward: parameter gradients += d(loss_scale * loss)/dw. */
+void bert_backward(bert_model *m, float loss_scale);
+void bert_zero_grad(bert_model *m);
+
+/* Global L2 norm of the gradient buffer. */
+double bert_grad_norm(const bert_model *m);
+/* One AdamW update over the flat buffer, decay per the table's flags (SPEC 3.2). */
+void bert_adamw_step(bert_model *m, float lr, float beta1, float beta2, float eps, float wd,
+                     float grad_scale, int64_t t);
+
+/* Host <-> backend copies of one parameter (numel floats). */
+void bert_param_get(const bert_model *m, int idx, float *host);
+void bert_param_set(bert_model *m, int idx, const float *host);
+void bert_grad_get(const bert_model *m, int idx, float *host);
+
+#endif

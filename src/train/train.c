@@ -1,0 +1,907 @@
+/* The pretraining loop (SPEC 3.3-3.6, 7) and `cram pretrain`. One microbatch per iteration:
+ * forward/backward with loss/accum, an optimizer update once the accumulated samples reach the
+ * current (ramped) batch size, the scheduler stepped after EVERY microbatch, then the stopping
+ * checks. All clocks are read here; the schedules are pure functions of what we pass them. */
+#include "train/train.h"
+
+#include "core/core.h"
+#include "data/data.h"
+#include "model/model.h"
+#include "optim/adamw.h"
+#include "optim/sched.h"
+#include "train/train_internal.h"
+#include "train/trainstate.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ERRLEN 2048
+/* Validation masks are drawn with this fixed seed, so every run is measured on the same
+ * masked positions of the held-out rows. */
+#define VALID_SEED 0x76616c6964ull
+#define DRYRUN_STEPS 3
+#define DRYRUN_VALID_BATCHES 3
+
+/* ---- the single-process dist seam ---- */
+static void single_allreduce_mean(void *ctx, float *buf, size_t n) {
+    (void)ctx, (void)buf, (void)n;
+}
+static void single_bcast(void *ctx, void *buf, size_t bytes) {
+    (void)ctx, (void)buf, (void)bytes;
+}
+static void single_min_int(void *ctx, int *v, int n) {
+    (void)ctx, (void)v, (void)n;
+}
+void train_dist_single(train_dist *d) {
+    *d = (train_dist){.rank = 0,
+                      .world = 1,
+                      .allreduce_mean = single_allreduce_mean,
+                      .bcast = single_bcast,
+                      .allreduce_min_int = single_min_int};
+}
+
+/* ---- SIGINT / SIGTERM: a flag the loop reads at the next microbatch boundary ---- */
+static volatile sig_atomic_t g_signal;
+static void on_signal(int sig) {
+    g_signal = sig;
+}
+
+/* ---- config access with the defaults of impl/_default.yaml ---- */
+static double cnum(const cfg_node *c, const char *path, double def) {
+    cfg_error e;
+    double v;
+    return cfg_get_num(c, path, &v, &e) ? def : v;
+}
+static int64_t cint(const cfg_node *c, const char *path, int64_t def) {
+    cfg_error e;
+    int64_t v;
+    if (cfg_get_int(c, path, &v, &e) == 0) return v;
+    double d;
+    return cfg_get_num(c, path, &d, &e) == 0 ? (int64_t)d : def;
+}
+static bool cbool(const cfg_node *c, const char *path, bool def) {
+    cfg_error e;
+    bool v;
+    return cfg_get_bool(c, path, &v, &e) ? def : v;
+}
+static const char *cstr(const cfg_node *c, const char *path, const char *def) {
+    cfg_error e;
+    const char *v;
+    return cfg_get_str(c, path, &v, &e) ? def : v;
+}
+
+/* A value for a table cell, the way the reference's csv writer prints Python values. */
+static char *cell(const cfg_node *n) {
+    char buf[64];
+    if (!n || n->type == CFG_NULL) return xstrdup("");
+    switch (n->type) {
+    case CFG_BOOL:
+        return xstrdup(n->b ? "True" : "False");
+    case CFG_INT:
+        snprintf(buf, sizeof buf, "%lld", (long long)n->i);
+        return xstrdup(buf);
+    case CFG_FLOAT:
+        cfg_format_float(n->f, buf, sizeof buf);
+        return xstrdup(buf);
+    case CFG_STR:
+        return xstrdup(n->s);
+    default:
+        return cfg_canonical_json(n);
+    }
+}
+
+static uint64_t draw_seed(void) {
+    uint32_t x = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd < 0 || read(fd, &x, sizeof x) != (ssize_t)sizeof x) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = (uint32_t)(ts.tv_nsec ^ ts.tv_sec * 2654435761u ^ (uint32_t)getpid() * 40503u);
+    }
+    if (fd >= 0) close(fd);
+    return x == UINT32_MAX ? 0 : x; /* [0, 2^32 - 1) as the reference */
+}
+
+/* The GFLOP/s that MFU is measured against: $CRAM_PEAK_GFLOPS, else the best of three fp32
+ * matmuls of the shape of a QKV projection (1024 x 768 -> 2304) on this backend. */
+static double peak_gflops(const ops *o, char *how, size_t howlen) {
+    const char *env = getenv("CRAM_PEAK_GFLOPS");
+    if (env && atof(env) > 0) {
+        snprintf(how, howlen, "from CRAM_PEAK_GFLOPS");
+        return atof(env);
+    }
+    int N = 1024, C = 768, OC = 2304;
+    float *a = o->alloc((size_t)N * C * 4), *w = o->alloc((size_t)OC * C * 4),
+          *out = o->alloc((size_t)N * OC * 4);
+    o->fill(a, 0.01f, (size_t)N * C);
+    o->fill(w, 0.02f, (size_t)OC * C);
+    double best = 0;
+    for (int r = 0; r < 4; r++) {
+        double t = core_now();
+        o->matmul_fwd(out, a, w, NULL, N, C, OC, 0);
+        o->sync();
+        t = core_now() - t;
+        if (r > 0 && t > 0) best = fmax(best, 2.0 * N * C * OC / t / 1e9);
+    }
+    o->free(a), o->free(w), o->free(out);
+    snprintf(how, howlen,
+             "measured now: best fp32 matmul %dx%dx%d of 3, set CRAM_PEAK_GFLOPS to fix it", N, C,
+             OC);
+    return best;
+}
+
+/* AdamW (or coupled Adam) over runs of the parameter table that share a decay flag. */
+static void optimizer_step(bert_model *m, const adamw_hparams *hp, double lr, float grad_scale,
+                           int64_t t) {
+    int i = 0;
+    while (i < m->nparams) {
+        int j = i;
+        while (j + 1 < m->nparams && m->params[j + 1].decay == m->params[i].decay)
+            j++;
+        size_t off = m->params[i].offset, n = m->params[j].offset + m->params[j].numel - off;
+        m->ops->adamw(m->w + off, m->g + off, m->m + off, m->v + off, n, (float)lr,
+                      (float)hp->beta1, (float)hp->beta2, (float)hp->eps,
+                      m->params[i].decay ? (float)hp->weight_decay : 0.0f, grad_scale, t,
+                      hp->coupled);
+        i = j + 1;
+    }
+}
+
+static bool buffer_finite(const bert_model *m, const float *buf) {
+    return isfinite(m->ops->sumsq(buf, m->numel));
+}
+
+/* Validation MLM loss and accuracy over the held-out rows in whole microbatches (at least one
+ * batch), dropout off, masks from VALID_SEED. */
+static void validate(bert_model *m, const store_rows *rows, const mlm_opts *mo, int mbs,
+                     int max_batches, double *loss_out, double *acc_out, int64_t *nrows_out) {
+    *loss_out = *acc_out = NAN;
+    *nrows_out = 0;
+    if (rows->row_count == 0) return;
+    int B = rows->row_count < mbs ? (int)rows->row_count : mbs;
+    int64_t nb = rows->row_count / B;
+    if (max_batches > 0 && nb > max_batches) nb = max_batches;
+    int S_in = rows->row_len, V = m->cfg.V;
+    int32_t *ids = xmalloc((size_t)B * S_in * sizeof *ids);
+    mlm_batch b;
+    mlm_batch_init(&b, B, S_in, mo);
+    bool ge = m->grad_enabled;
+    m->grad_enabled = false;
+    float *logits = NULL;
+    double loss_sum = 0;
+    int64_t nvalid = 0, correct = 0;
+    for (int64_t k = 0; k < nb; k++) {
+        for (int i = 0; i < B; i++)
+            store_rows_get(rows, k * B + i, ids + (size_t)i * S_in);
+        mlm_collate(&b, ids, S_in, mo, VALID_SEED, 0, (uint64_t)k);
+        double l = bert_forward(m, b.input_ids, NULL, b.labels, NULL, B, b.S, false, VALID_SEED,
+                                (uint64_t)k);
+        if (m->cfg.kind == BERT_ARCH_SANITY || m->nvalid == 0) continue;
+        loss_sum += l * m->nvalid;
+        nvalid += m->nvalid;
+        if (!logits) logits = xmalloc((size_t)m->nrows * V * sizeof *logits);
+        m->ops->download(logits, m->logits, (size_t)m->nrows * V * sizeof *logits);
+        for (int r = 0; r < m->nrows; r++) {
+            if (m->h_labels[r] == -100) continue;
+            const float *row = logits + (size_t)r * V;
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                if (row[v] > row[best]) best = v;
+            correct += best == m->h_labels[r];
+        }
+    }
+    m->grad_enabled = ge;
+    if (nvalid) {
+        *loss_out = loss_sum / (double)nvalid;
+        *acc_out = (double)correct / (double)nvalid;
+    }
+    *nrows_out = nb * B;
+    free(logits);
+    free(ids);
+    mlm_batch_free(&b);
+}
+
+static void log_startup(const ops *o, int threads) {
+    struct utsname u;
+    char host[256] = "?";
+    gethostname(host, sizeof host);
+    if (uname(&u) == 0)
+        core_log_info("Platform: %s %s %s, cram: %s, backend: %s", u.sysname, u.release, u.machine,
+                      CRAM_VERSION, o->name);
+    core_log_info("CPUs: %ld, GPUs: 0 on %s. Threads: %d.", sysconf(_SC_NPROCESSORS_ONLN), host,
+                  threads);
+    if (strcmp(o->name, ops_cpu()->name) == 0) core_log_info("BLAS: %s", ops_cpu_blas_info());
+}
+
+static void log_random_row(const store *s, uint64_t seed) {
+    const store_rows *r = &s->train;
+    core_rng rng;
+    core_rng_init(&rng, seed, 0, 0, 0x726f77u);
+    int64_t row = (int64_t)(core_rng_u64(&rng) % (uint64_t)r->row_count);
+    int32_t *ids = xmalloc((size_t)r->row_len * sizeof *ids);
+    store_rows_get(r, row, ids);
+    char *text = NULL, te[TOK_ERRLEN];
+    size_t n = 0;
+    if (tok_decode(s->tok, ids, (size_t)r->row_len, false, &text, &n, te) == TOK_OK) {
+        core_log_info("Random training row %lld as text: %.*s", (long long)row, (int)n, text);
+        free(text);
+    }
+    size_t cap = (size_t)r->row_len * 24 + 1, used = 0;
+    char *toks = xmalloc(cap);
+    toks[0] = '\0';
+    for (int k = 0; k < r->row_len; k++) {
+        uint32_t len = 0;
+        const char *t = tok_id_to_token(s->tok, ids[k], &len);
+        if (!t) t = "???", len = 3;
+        if (len > 20) len = 20;
+        used += (size_t)snprintf(toks + used, cap - used, "%s%.*s", k ? "_" : "", (int)len, t);
+    }
+    core_log_info("... and as tokens: %s", toks);
+    free(toks);
+    free(ids);
+}
+
+/* Everything the loop needs besides the model, set up from the config. */
+typedef struct job {
+    cfg_node *cfg;
+    const char *name, *base_dir;
+    bool dryrun;
+    double budget_h;
+    int64_t steps_cap, print_every, save_every, mbs;
+    bool save_intermediate, resume, train_mode;
+    double clip; /* 0: none */
+    bool et_enabled;
+    double et_budget_h, et_threshold;
+    const char *troubleshoot;
+    adamw_hparams hp;
+    double base_lr;
+    sched sch;
+    ramp rmp;
+    char run_dir[CORE_PATH_MAX];
+    char state_path[CORE_PATH_MAX + 32];
+} job;
+
+static int job_from_cfg(job *j, cfg_node *cfg, int64_t world, char *err, size_t errlen) {
+    memset(j, 0, sizeof *j);
+    j->cfg = cfg;
+    j->name = cstr(cfg, "name", "default");
+    j->base_dir = cstr(cfg, "base_dir", "outputs");
+    j->dryrun = cbool(cfg, "dryrun", false);
+    j->budget_h = cnum(cfg, "budget", 24);
+    j->steps_cap = cint(cfg, "train.steps", 900000);
+    j->print_every = cint(cfg, "impl.print_loss_every_nth_step", 1000);
+    j->save_every = cint(cfg, "impl.save_every_nth_step", 10000);
+    j->save_intermediate = cbool(cfg, "impl.save_intermediate_checkpoints", false);
+    j->resume = cbool(cfg, "impl.resume_run_after_preempt", false);
+    j->train_mode = cbool(cfg, "train.pretrain_in_train_mode", false);
+    j->clip = cnum(cfg, "train.gradient_clipping", 0);
+    j->et_enabled = cbool(cfg, "impl.early_termination.enabled", false);
+    j->et_budget_h = cnum(cfg, "impl.early_termination.budget", 3);
+    j->et_threshold = cnum(cfg, "impl.early_termination.loss_threshold", 6.0);
+    j->troubleshoot = cstr(cfg, "impl.troubleshoot_strategy", "none");
+    j->mbs = cint(cfg, "impl.microbatch_size", 128);
+    if (j->print_every < 1 || j->save_every < 1 || j->mbs < 1 || !(j->budget_h > 0)) {
+        snprintf(err, errlen,
+                 "impl.print_loss_every_nth_step, impl.save_every_nth_step and "
+                 "impl.microbatch_size must be >= 1 and budget > 0");
+        return -1;
+    }
+    int64_t bs = cint(cfg, "train.batch_size", 0);
+    if (j->mbs > bs) {
+        snprintf(err, errlen, "MBS is %lld, but BS is only %lld.", (long long)j->mbs,
+                 (long long)bs);
+        return -1;
+    }
+    const char *obj = cstr(cfg, "train.objective.name", "masked-lm");
+    if (strcmp(obj, "masked-lm") != 0) {
+        snprintf(err, errlen, "train.objective.name=%s: only masked-lm is implemented", obj);
+        return -1;
+    }
+    if (adamw_hparams_from_cfg(cfg, "train.optim", &j->hp, &j->base_lr, err, errlen)) return -1;
+    if (sched_init_from_cfg(&j->sch, cfg, "train", j->base_lr, 0, err, errlen)) return -1;
+    if (ramp_init_from_cfg(&j->rmp, cfg, "train", j->mbs * world, err, errlen)) return -1;
+    return 0;
+}
+
+/* The pretrain summary row (SPEC 7): the reference's columns, cram's validation numbers, then
+ * every Data_/Arch_/Train_ key. */
+static void write_table(const job *j, const store *s, const train_result *res, double total_s,
+                        const double *losses, int nlosses, double mean_step_time,
+                        int64_t last_epoch) {
+    enum { MAXCOLS = 512 };
+    char *keys[MAXCOLS], *vals[MAXCOLS];
+    int n = 0;
+    char buf[CORE_PATH_MAX + 64];
+#define COL(k, ...)                                                                                \
+    do {                                                                                           \
+        snprintf(buf, sizeof buf, __VA_ARGS__);                                                    \
+        keys[n] = xstrdup(k);                                                                      \
+        vals[n++] = xstrdup(buf);                                                                  \
+    } while (0)
+    const char *dir = strrchr(s->dir, '/');
+    dir = dir ? dir + 1 : s->dir;
+    char dataset[CORE_PATH_MAX];
+    snprintf(dataset, sizeof dataset, "%s", dir);
+    char *us = strrchr(dataset, '_');
+    const char *hash = us ? us + 1 : "";
+    char dsname[CORE_PATH_MAX];
+    snprintf(dsname, sizeof dsname, "%.*s", us ? (int)(us - dataset) : (int)strlen(dataset),
+             dataset);
+    char arch[256] = "";
+    cfg_node *an = cfg_get(j->cfg, "arch.architectures");
+    if (an && an->type == CFG_LIST)
+        for (int i = 0; i < an->n; i++)
+            if (an->items[i]->type == CFG_STR)
+                snprintf(arch + strlen(arch), sizeof arch - strlen(arch), "%s%s", i ? " " : "",
+                         an->items[i]->s);
+    char td[64];
+    train_format_timedelta(td, sizeof td, total_s);
+    COL("name", "%s", j->name);
+    keys[n] = xstrdup("budget"), vals[n++] = cell(cfg_get(j->cfg, "budget"));
+    COL("dataset", "%s", dsname);
+    COL("backend", "%s", cstr(j->cfg, "impl.name", "?"));
+    COL("arch", "%s", arch);
+    if (nlosses > 0)
+        COL("loss", "%.17g", losses[nlosses - 1]);
+    else
+        COL("loss", "%s", "");
+    COL("final_step", "%lld", (long long)res->step);
+    COL("final_epoch", "%lld", (long long)last_epoch);
+    if (mean_step_time > 0)
+        COL("step_time", "%.17g", mean_step_time);
+    else
+        COL("step_time", "%s", "");
+    static const char *lk[] = {"loss100k", "loss200k", "loss300k"};
+    for (int k = 0; k < 3; k++) {
+        int64_t idx = (int64_t)(k + 1) * 100000 / j->print_every; /* the reference's index */
+        if (idx < nlosses)
+            COL(lk[k], "%.17g", losses[idx]);
+        else
+            COL(lk[k], "%s", "");
+    }
+    COL("total_time", "%s", td);
+    keys[n] = xstrdup("batch_size"), vals[n++] = cell(cfg_get(j->cfg, "train.batch_size"));
+    keys[n] = xstrdup("lr"), vals[n++] = cell(cfg_get(j->cfg, "train.optim.lr"));
+    keys[n] = xstrdup("warmup"), vals[n++] = cell(cfg_get(j->cfg, "train.warmup_steps"));
+    keys[n] = xstrdup("steps"), vals[n++] = cell(cfg_get(j->cfg, "train.steps"));
+    COL("seed", "%llu", (unsigned long long)res->seed);
+    COL("dataset_hash", "%s", hash);
+    COL("base_dir", "%s", j->base_dir);
+    keys[n] = xstrdup("impl_path"), vals[n++] = cell(cfg_get(j->cfg, "impl.path"));
+    COL("local_folder", "%s", j->run_dir);
+    COL("val_loss", "%.6f", res->val_loss);
+    COL("val_acc", "%.6f", res->val_acc);
+    COL("tok_per_s", "%.1f", res->tok_per_s);
+    static const char *groups[][2] = {{"data", "Data_"}, {"arch", "Arch_"}, {"train", "Train_"}};
+    for (int g = 0; g < 3; g++) {
+        cfg_node *grp = cfg_get(j->cfg, groups[g][0]);
+        if (!grp || grp->type != CFG_MAP) continue;
+        for (int i = 0; i < grp->n && n < MAXCOLS; i++) {
+            snprintf(buf, sizeof buf, "%s%s", groups[g][1], grp->keys[i]);
+            keys[n] = xstrdup(buf);
+            vals[n++] = cell(grp->items[i]);
+        }
+    }
+#undef COL
+    char err[ERRLEN];
+    if (train_table_append("tables", "pretrain_reports", keys, vals, n, err, sizeof err))
+        core_log_warn("summary table not written: %s", err);
+    for (int i = 0; i < n; i++)
+        free(keys[i]), free(vals[i]);
+}
+
+static void write_overrides(const char *run_dir, int argc, char *const *argv) {
+    char path[CORE_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/overrides.yaml", run_dir);
+    size_t cap = 64, used = 0;
+    for (int i = 0; i < argc; i++)
+        cap += strlen(argv[i]) * 2 + 8;
+    char *buf = xmalloc(cap);
+    used += (size_t)snprintf(buf, cap, "%s", argc ? "" : "[]\n");
+    for (int i = 0; i < argc; i++) {
+        used += (size_t)snprintf(buf + used, cap - used, "- '");
+        for (const char *c = argv[i]; *c; c++) {
+            if (*c == '\'') buf[used++] = '\'';
+            buf[used++] = *c;
+        }
+        used += (size_t)snprintf(buf + used, cap - used, "'\n");
+    }
+    char err[ERRLEN];
+    if (core_atomic_write(path, buf, used, err, sizeof err)) core_log_warn("%s", err);
+    free(buf);
+}
+
+static void write_metrics_yaml(const job *j, const bert_model *m, const train_result *res) {
+    char path[CORE_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/metrics_%s.yaml", j->run_dir, j->name);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf,
+                     "num_params: %zu\nGPU: ''\nnumGPUs: 0\nVRAM: 0.0\nRAM: %.3f\nkWh: .nan\n"
+                     "tok_per_s: %.1f\nval_loss: %.6f\nval_acc: %.6f\nsteps: %lld\n",
+                     bert_num_params(m), (double)ru.ru_maxrss / (1024.0 * 1024.0), res->tok_per_s,
+                     res->val_loss, res->val_acc, (long long)res->step);
+    char err[ERRLEN];
+    if (core_atomic_write(path, buf, (size_t)n, err, sizeof err)) core_log_warn("%s", err);
+}
+
+int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
+    double t_launch = core_now();
+    memset(res, 0, sizeof *res);
+    res->avg_loss = res->val_loss = res->val_acc = res->last_loss = NAN;
+    train_dist single;
+    train_dist_single(&single);
+    const train_dist *dist = opts && opts->dist ? opts->dist : &single;
+    const ops *o = opts && opts->ops ? opts->ops : ops_cpu();
+    const train_hooks *hooks = opts ? opts->hooks : NULL;
+    int rank = dist->rank;
+    char err[ERRLEN] = "";
+    core_log_init(rank);
+
+    job J;
+    if (job_from_cfg(&J, cfg, dist->world, err, sizeof err)) {
+        core_log_error("%s", err);
+        return 2;
+    }
+    /* threads: impl.threads caps the cores (0 = all) */
+    int cores = omp_get_num_procs();
+    int64_t want = cint(cfg, "impl.threads", 0);
+    int threads = want > 0 && want < cores ? (int)want : cores;
+    omp_set_num_threads(threads);
+
+    /* the run folder, its config (exactly `cram config pretrain <args>`) and the log */
+    /* rank 0 makes the folder; the others learn its name */
+    int ok = rank != 0 || core_run_dir(J.run_dir, sizeof J.run_dir, J.base_dir, J.name, "pretrain",
+                                       time(NULL), err, sizeof err) == 0;
+    dist->allreduce_min_int(dist->ctx, &ok, 1);
+    if (!ok) {
+        core_log_error("%s", rank == 0 ? err : "rank 0 could not create the run folder");
+        return 1;
+    }
+    dist->bcast(dist->ctx, J.run_dir, sizeof J.run_dir);
+    snprintf(res->run_dir, sizeof res->run_dir, "%s", J.run_dir);
+    char path[CORE_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s_pretrain.log", J.run_dir, J.name);
+    if (rank == 0 && core_log_open_file(path) != 0)
+        core_log_warn("cannot open the log file %s: %s", path, strerror(errno));
+    if (rank == 0) {
+        char *yaml = cfg_to_yaml(cfg);
+        snprintf(path, sizeof path, "%s/config.yaml", J.run_dir);
+        if (core_atomic_write(path, yaml, strlen(yaml), err, sizeof err)) core_log_warn("%s", err);
+        free(yaml);
+        write_overrides(J.run_dir, opts ? opts->argc : 0, opts ? opts->argv : NULL);
+    }
+    snprintf(J.state_path, sizeof J.state_path, "%s/%s/intermediate_state.bin", J.base_dir, J.name);
+
+    /* seed: null draws one and records it in the config, so it is logged and tabulated */
+    cfg_node *sn = cfg_get(cfg, "seed");
+    uint64_t seed;
+    if (!sn || sn->type == CFG_NULL) {
+        seed = draw_seed();
+        dist->bcast(dist->ctx, &seed, sizeof seed); /* one seed for all ranks */
+        cfg_node *v = cfg_new(CFG_INT);
+        v->i = (int64_t)seed;
+        cfg_map_set(cfg, "seed", v);
+    } else {
+        seed = (uint64_t)cint(cfg, "seed", 0);
+    }
+    log_startup(o, threads);
+    core_log_info("Seeding with random seed %llu on rank 0.", (unsigned long long)seed);
+    core_log_info("--------------------------------------------------------------");
+    core_log_info("--------------Launching pretraining run! ---------------------");
+    {
+        char *yaml = cfg_to_yaml(cfg);
+        core_log_info("Resolved configuration:\n%s", yaml);
+        free(yaml);
+    }
+    core_log_info("Run folder: %s", J.run_dir);
+
+    /* data */
+    store s;
+    if (data_prepare(&s, cfg, STORE_VERIFY_AUTO, err, sizeof err)) {
+        core_log_error("%s", err);
+        return 1;
+    }
+    int rc = 0;
+    int V = tok_vocab_size(s.tok);
+    bert_config bc;
+    if (bert_config_from_cfg(&bc, cfg, V, err, sizeof err)) {
+        core_log_error("%s", err);
+        store_close(&s);
+        return 2;
+    }
+    mlm_opts mo;
+    if (mlm_opts_from_config(&mo, cfg, s.tok, err, sizeof err)) {
+        core_log_error("%s", err);
+        store_close(&s);
+        return 2;
+    }
+    int S_in = s.train.row_len;
+    loader ld;
+    if (loader_init(&ld, &s.train, rank, dist->world, J.mbs,
+                    cbool(cfg, "impl.shuffle_in_dataloader", false), seed, err, sizeof err)) {
+        core_log_error("%s", err);
+        store_close(&s);
+        return 2;
+    }
+    ld.reverse = cbool(cfg, "train.reverse_dataset_order", false);
+    mlm_batch mb;
+    mlm_batch_init(&mb, (int)J.mbs, S_in, &mo);
+    if (bc.kind != BERT_ARCH_SANITY && mb.S > bc.max_pos) {
+        core_log_error("data.seq_length %d exceeds arch.embedding.max_seq_length %d", mb.S,
+                       bc.max_pos);
+        mlm_batch_free(&mb);
+        store_close(&s);
+        return 2;
+    }
+
+    /* model */
+    bert_model m;
+    bert_init(&m, &bc, o);
+    m.rank = (uint32_t)rank;
+    bert_init_weights(&m, seed);
+    cfg_node *dk = cfg_get(cfg, "train.limited_decay_keys");
+    if (dk && dk->type == CFG_LIST) {
+        char **keys = xcalloc((size_t)dk->n + 1, sizeof *keys);
+        int nk = 0;
+        for (int i = 0; i < dk->n; i++)
+            if (dk->items[i]->type == CFG_STR) keys[nk++] = dk->items[i]->s;
+        bert_set_decay_keys(&m, keys, nk);
+        free(keys);
+    }
+    bert_acts_ensure(&m, (int)J.mbs, mb.S);
+    if (rank == 0) {
+        bert_log_summary(&m);
+        log_random_row(&s, seed);
+    }
+    char how[256];
+    double peak = peak_gflops(o, how, sizeof how);
+    double flops_tok = train_flops_per_token(&bc, mb.S);
+    res->peak_gflops = peak;
+    core_log_info("MFU reference: %.1f GFLOP/s (%s); %.1f MFLOP per trained token.", peak, how,
+                  flops_tok / 1e6);
+
+    /* progress, possibly from the intermediate state */
+    train_progress P = {0};
+    P.seed = seed;
+    P.mbs_eff = J.mbs * dist->world;
+    P.world = dist->world;
+    P.cur_bs = ramp_initial_batch(&J.rmp);
+    P.lr = sched_lr(&J.sch, 0, 0.0);
+    P.last_loss = NAN;
+    if (J.resume && access(J.state_path, F_OK) == 0) {
+        core_log_info("Loading intermediate checkpoint from previous run: %s", J.state_path);
+        train_progress L = P;
+        int st = ckpt_load_state(J.state_path, &m, &L, err, sizeof err);
+        if (st == TS_EMISMATCH || (st == 0 && (L.mbs_eff != P.mbs_eff || L.world != P.world))) {
+            if (st == 0)
+                snprintf(
+                    err, sizeof err,
+                    "%.1024s was written with microbatch %lld x %lld ranks; resume with the same "
+                    "impl.microbatch_size and world size",
+                    J.state_path, (long long)(L.mbs_eff / (L.world ? L.world : 1)),
+                    (long long)L.world);
+            core_log_error("cannot resume: %s", err);
+            rc = 2;
+            goto out;
+        } else if (st != 0) {
+            char bad[CORE_PATH_MAX + 64];
+            snprintf(bad, sizeof bad, "%s.unreadable", J.state_path);
+            rename(J.state_path, bad);
+            core_log_warn("Checkpoint file unreadable or corrupted (%s); moved to %s, starting "
+                          "fresh.",
+                          err, bad);
+            bert_init_weights(&m, seed);
+            bert_zero_grad(&m);
+        } else {
+            if (L.seed != seed)
+                core_log_info("Continuing with the interrupted run's seed %llu (not %llu).",
+                              (unsigned long long)L.seed, (unsigned long long)seed);
+            P = L;
+            loader_seek(&ld, P.pos);
+            core_log_info("Sucessfully loaded state with metadata {step: %lld, elapsed: %.3f, "
+                          "updates: %lld, epoch: %lld, batch: %lld}",
+                          (long long)P.step, P.elapsed_s, (long long)P.opt_t,
+                          (long long)P.pos.epoch, (long long)P.pos.index);
+        }
+    }
+    res->seed = P.seed;
+    int64_t accum = P.cur_bs / P.mbs_eff;
+    int32_t *rows = xmalloc((size_t)J.mbs * S_in * sizeof *rows);
+    FILE *metrics = NULL;
+    if (rank == 0) {
+        snprintf(path, sizeof path, "%s/metrics.jsonl", J.run_dir);
+        metrics = fopen(path, "a");
+        if (!metrics) core_log_warn("cannot open %s: %s", path, strerror(errno));
+    }
+    int64_t tokens_per_step = (int64_t)mb.S * P.mbs_eff;
+    double *hist_loss = NULL, step_time_sum = 0;
+    int nhist = 0, caphist = 0;
+
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second signal ends the process at once */
+    sigemptyset(&sa.sa_mask);
+    g_signal = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    /* Start the clocks now */
+    double t_start = core_now() - P.elapsed_s, t_loop = core_now(), t_print = t_loop;
+    int64_t first_step = P.step;
+    train_stop stop = TRAIN_STOP_NONE;
+    double el = P.elapsed_s;
+    for (;;) {
+        int64_t step = P.step + 1;
+        loader_next(&ld, rows);
+        mlm_collate(&mb, rows, S_in, &mo, P.seed, (uint32_t)rank, (uint64_t)step);
+        double loss = bert_forward(&m, mb.input_ids, NULL, mb.labels, NULL, (int)J.mbs, mb.S,
+                                   J.train_mode, P.seed, (uint64_t)step);
+        bert_backward(&m, 1.0f / (float)accum);
+        P.step = step;
+        P.acc += P.mbs_eff;
+        el = core_now() - t_start;
+        dist->bcast(dist->ctx, &el, sizeof el); /* one clock for every rank */
+        if (P.acc >= P.cur_bs) {
+            P.acc = 0;
+            if (dist->world > 1) dist->allreduce_mean(dist->ctx, m.g, m.numel);
+            float gs = J.clip > 0 ? adamw_clip_coef(bert_grad_norm(&m), J.clip) : 1.0f;
+            P.opt_t++;
+            optimizer_step(&m, &J.hp, P.lr, gs, P.opt_t);
+            bert_zero_grad(&m);
+            P.cur_bs = ramp_batch_size(&J.rmp, step, el);
+            accum = P.cur_bs / P.mbs_eff;
+        }
+        P.lr = sched_lr(&J.sch, step, el); /* every microbatch */
+        P.last_loss = loss;
+        P.win_sum += loss;
+        P.win_n++;
+        if (hooks && hooks->after_step) hooks->after_step(hooks->ctx, step, loss);
+
+        int allowed = 1, no_recovery = 1, signalled = g_signal != 0;
+        if (el / 3600.0 > J.budget_h || step >= J.steps_cap) {
+            allowed = 0;
+            stop = el / 3600.0 > J.budget_h ? TRAIN_STOP_DEADLINE : TRAIN_STOP_STEPS;
+            core_log_info("Reached deadline. Stopping training ...");
+        }
+        if (step % J.print_every == 0) {
+            double avg = P.win_sum / (double)(P.win_n ? P.win_n : 1);
+            double now = core_now();
+            double tt = (now - t_print) / (double)J.print_every;
+            double tps = tt > 0 ? (double)tokens_per_step / tt : 0;
+            char td[64];
+            train_format_timedelta(td, sizeof td, tt * (double)J.steps_cap);
+            core_log_info("Train loss %.4f at step %lld with lr %.5f. [Avg: %.4f]  Perf: %.4fs per "
+                          "step (%.0ft/s). Estimated Total Train: %s. MFU: %.1f%% of %.0f GFLOP/s.",
+                          loss, (long long)step, P.lr, avg, tt, tps, td,
+                          peak > 0 ? 100.0 * tps * flops_tok / 1e9 / peak : 0.0, peak);
+            if (metrics) {
+                loader_pos lp = loader_tell(&ld);
+                fprintf(metrics,
+                        "{\"step\": %lld, \"epoch\": %lld, \"tokens\": %lld, \"loss\": %.6f, "
+                        "\"last_loss\": %.6f, \"lr\": %.8g, \"batch_size\": %lld, "
+                        "\"tok_per_s\": %.1f, \"elapsed\": %.3f}\n",
+                        (long long)step, (long long)lp.epoch, (long long)(step * tokens_per_step),
+                        avg, loss, P.lr, (long long)P.cur_bs, tps, el);
+                fflush(metrics);
+            }
+            if (nhist == caphist) {
+                caphist = caphist ? 2 * caphist : 64;
+                hist_loss = xrealloc(hist_loss, (size_t)caphist * sizeof *hist_loss);
+            }
+            hist_loss[nhist++] = avg;
+            step_time_sum += tt;
+            res->avg_loss = avg;
+            P.win_sum = 0;
+            P.win_n = 0;
+            t_print = now;
+            if (J.et_enabled && avg > J.et_threshold && el / 3600.0 > J.et_budget_h) {
+                allowed = 0;
+                stop = TRAIN_STOP_EARLY;
+                core_log_info("Loss higher than allowed threshold. Stopping training early...");
+            }
+        }
+        if (J.save_intermediate && step % J.save_every == 0 && isfinite(loss) && rank == 0 &&
+            !J.dryrun) {
+            P.elapsed_s = el;
+            P.pos = loader_tell(&ld);
+            if (ckpt_save_state(J.state_path, &m, &P, err, sizeof err))
+                core_log_warn("intermediate state not saved: %s", err);
+        }
+        if (!isfinite(loss)) {
+            core_log_info("Non-finite loss in step %lld on device %d.", (long long)step, rank);
+            bool recover = strstr(J.troubleshoot, "recover_checkpoint") != NULL;
+            if (!buffer_finite(&m, m.g)) {
+                if (strstr(J.troubleshoot, "dump_nan_grads")) {
+                    core_log_info("Non-finite gradients in step %lld, dumping...", (long long)step);
+                    bert_zero_grad(&m);
+                } else if (recover) {
+                    no_recovery = 0;
+                } else {
+                    allowed = 0;
+                    stop = TRAIN_STOP_NONFINITE;
+                    core_log_info("Stopping training due to non-finite grads in step %lld.",
+                                  (long long)step);
+                }
+            }
+            if (!buffer_finite(&m, m.w)) {
+                if (recover) {
+                    no_recovery = 0;
+                } else {
+                    allowed = 0;
+                    stop = TRAIN_STOP_NONFINITE;
+                    core_log_info("Stopping training due to non-finite parameters in step %lld.",
+                                  (long long)step);
+                }
+            }
+        }
+        int flags[3] = {allowed, no_recovery, !signalled};
+        dist->allreduce_min_int(dist->ctx, flags, 3);
+        if (!flags[2]) {
+            /* preempted: keep the state of this microbatch boundary and leave */
+            if (!J.dryrun && rank == 0) {
+                P.elapsed_s = el;
+                P.pos = loader_tell(&ld);
+                if (ckpt_save_state(J.state_path, &m, &P, err, sizeof err))
+                    core_log_error("intermediate state not saved: %s", err);
+                else
+                    core_log_info("Received signal %d: saved the training state at step %lld to "
+                                  "%s. Resume with impl.resume_run_after_preempt=True.",
+                                  (int)g_signal, (long long)step, J.state_path);
+            }
+            stop = TRAIN_STOP_SIGNAL;
+            break;
+        }
+        if (J.dryrun && step >= DRYRUN_STEPS) {
+            if (stop == TRAIN_STOP_NONE) stop = TRAIN_STOP_DRYRUN;
+            break;
+        }
+        if (!flags[0]) {
+            if (stop == TRAIN_STOP_NONE) stop = TRAIN_STOP_STEPS; /* another rank decided */
+            break;
+        }
+        if (!flags[1]) {
+            core_log_info("Attempting reload of checkpoint on device %d.", rank);
+            train_progress L = P;
+            if (ckpt_load_state(J.state_path, &m, &L, err, sizeof err)) {
+                core_log_error("cannot reload the intermediate state: %s", err);
+                stop = TRAIN_STOP_NONFINITE;
+                break;
+            }
+            P = L;
+            loader_seek(&ld, P.pos);
+            accum = P.cur_bs / P.mbs_eff;
+            t_start = core_now() - P.elapsed_s;
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    double loop_s = core_now() - t_loop;
+    res->stop = stop;
+    res->step = P.step;
+    res->updates = P.opt_t;
+    res->last_loss = P.last_loss;
+    res->train_seconds = loop_s;
+    res->tok_per_s = loop_s > 0 ? (double)((P.step - first_step) * tokens_per_step) / loop_s : 0;
+    core_log_info("Trained %lld microbatches (%lld updates) in %.1f s: %.0f tokens/s, MFU %.1f%% "
+                  "of %.0f GFLOP/s.",
+                  (long long)(P.step - first_step), (long long)P.opt_t, loop_s, res->tok_per_s,
+                  peak > 0 ? 100.0 * res->tok_per_s * flops_tok / 1e9 / peak : 0.0, peak);
+    if (metrics) fclose(metrics);
+    free(rows);
+
+    if (stop != TRAIN_STOP_SIGNAL) {
+        double vl, va;
+        int64_t vrows;
+        validate(&m, &s.valid, &mo, (int)J.mbs, J.dryrun ? DRYRUN_VALID_BATCHES : 0, &vl, &va,
+                 &vrows);
+        res->val_loss = vl;
+        res->val_acc = va;
+        if (vrows > 0)
+            core_log_info("Validation MLM loss %.4f, accuracy %.2f%% on %lld held-out rows "
+                          "(fixed masks, dropout off).",
+                          vl, 100.0 * va, (long long)vrows);
+        else
+            core_log_info("No validation rows in the store (data.validation_seqs=0).");
+
+        if (!J.dryrun && rank == 0)
+            write_table(&J, &s, res, core_now() - t_launch, hist_loss, nhist,
+                        nhist ? step_time_sum / nhist : 0, loader_tell(&ld).epoch);
+        if (rank == 0) {
+            double loss = P.last_loss;
+            if (!isfinite(loss) && J.save_intermediate && access(J.state_path, F_OK) == 0) {
+                train_progress L = P;
+                if (ckpt_load_state(J.state_path, &m, &L, err, sizeof err) == 0) loss = 16.0;
+            }
+            if (isfinite(loss)) {
+                if (ckpt_save_final(res->checkpoint_dir, sizeof res->checkpoint_dir, cfg, &m, s.tok,
+                                    loss, J.dryrun, err, sizeof err)) {
+                    core_log_error("final checkpoint not written: %s", err);
+                    res->checkpoint_dir[0] = '\0';
+                    rc = 1;
+                } else if (!J.dryrun) {
+                    core_log_info("Final checkpoint: %s", res->checkpoint_dir);
+                } else {
+                    core_log_info("Dry run: no model files (folder %s).", res->checkpoint_dir);
+                    res->checkpoint_dir[0] = '\0';
+                }
+            } else {
+                core_log_warn("The last loss is not finite: no final checkpoint written.");
+            }
+        }
+        if (stop == TRAIN_STOP_NONFINITE && rc == 0) rc = 1;
+    }
+    if (rank == 0) write_metrics_yaml(&J, &m, res);
+    {
+        char td[64];
+        train_format_timedelta(td, sizeof td, core_now() - t_launch);
+        core_log_info("-------------------------------------------------------------");
+        core_log_info("Finished running job %s with total train time: %s", J.name, td);
+        core_log_info("-----------------Shutdown complete.--------------------------");
+    }
+    free(hist_loss);
+out:
+    bert_free(&m);
+    mlm_batch_free(&mb);
+    store_close(&s);
+    core_log_close();
+    return rc;
+}
+
+static void usage(FILE *f) {
+    fputs(
+        "usage: cram pretrain [--config-dir=DIR] [overrides...]\n"
+        "\n"
+        "Pretrains a masked language model under a wall-clock budget, e.g.\n"
+        "  cram pretrain name=mine arch=crammed-bert train=bert-o4 data=debian-english "
+        "impl=cpu budget=24\n"
+        "\n"
+        "Writes <base_dir>/<name>/pretrain/<date>/<time>/ (config.yaml, the log, metrics.jsonl),\n"
+        "the final model to <base_dir>/<name>/checkpoints/<arch>_<date>_<loss>/ and a row to\n"
+        "tables/table_pretrain_reports.csv. SIGINT/SIGTERM save the training state; continue\n"
+        "with impl.resume_run_after_preempt=True. `cram config pretrain ...` shows the config.\n",
+        f);
+}
+
+int train_cli_main(int argc, char **argv) {
+    for (int k = 1; k < argc; k++)
+        if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    ops_cpu_blas_init(); /* picks OpenBLAS's fast kernels before anything uses it */
+    cfg_error ce = {0};
+    cfg_node *cfg = cfg_from_args("pretrain", argc - 1, argv + 1, &ce);
+    if (!cfg) {
+        fprintf(stderr, "cram pretrain: %s\n", ce.msg);
+        return ce.code ? ce.code : 2;
+    }
+    const char *device = cstr(cfg, "impl.device", "auto");
+    if (strcmp(device, "cuda") == 0) {
+        fprintf(stderr, "cram pretrain: impl.device=cuda: the CUDA backend is not built yet; use "
+                        "impl.device=cpu or auto\n");
+        cfg_free(cfg);
+        return 2;
+    }
+    if (strcmp(device, "auto") != 0 && strcmp(device, "cpu") != 0) {
+        fprintf(stderr, "cram pretrain: impl.device=%s: expected auto, cpu or cuda\n", device);
+        cfg_free(cfg);
+        return 2;
+    }
+    train_opts opts = {.ops = ops_cpu(), .argc = argc - 1, .argv = argv + 1};
+    train_result res;
+    int rc = train_run(cfg, &opts, &res);
+    cfg_free(cfg);
+    return rc;
+}

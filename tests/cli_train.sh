@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Command-line behaviour of `cram pretrain`: help, configuration errors, a dryrun's outputs
+# (config.yaml equal to what `cram config pretrain` prints, no model files, no table row), and
+# SIGINT: the state is saved, the process exits cleanly, and a resumed run continues from it.
+# A tiny crammed-bert on the 1 MB fixture corpus, in a temp folder.
+# Usage: tests/cli_train.sh path/to/cram   (run from the repository root)
+set -u
+
+CRAM=${1:?usage: $0 path/to/cram}
+case $CRAM in /*) ;; *) CRAM="$PWD/$CRAM" ;; esac
+if [ ! -x "$CRAM" ]; then
+    echo "cram binary not found: $CRAM" >&2
+    exit 77
+fi
+export CRAM_CONFIG_PATH="$PWD/configs"
+export CRAM_PEAK_GFLOPS=100 # no matmul measurement at start-up
+corpus="$PWD/tests/fixtures/tok/corpus.txt.zst"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+# run NAME EXPECTED_RC ARGS...: runs cram in $tmp, keeps stdout/stderr in $tmp/NAME.{out,err}
+run() {
+    local name=$1 want=$2
+    shift 2
+    (cd "$tmp" && "$CRAM" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err")
+    local rc=$?
+    [ "$rc" -eq "$want" ] || fail "$name: exit $rc, wanted $want: $(tail -3 "$tmp/$name.err")"
+}
+has() { grep -q -- "$2" "$tmp/$1.out" "$tmp/$1.err" || fail "$1: no '$2' in the output"; }
+
+ARGS=(data=kjv data.vocab_size=2000 data.validation_seqs=64 "data.sources.kjv.path=$corpus"
+      arch=crammed-bert arch.num_transformer_layers=2 arch.hidden_size=64 arch.intermed_size=256
+      arch.attention.num_attention_heads=4 train=bert-o4 impl=cpu impl.threads=1
+      impl.microbatch_size=8 budget=1000 seed=7)
+
+run help 0 pretrain --help
+has help "resume_run_after_preempt"
+run mbs 2 pretrain "${ARGS[@]}" name=mbs impl.microbatch_size=32 train.batch_size=16
+has mbs "MBS is 32, but BS is only 16."
+run cuda 2 pretrain "${ARGS[@]}" name=cuda impl.device=cuda
+has cuda "impl.device=cuda"
+run badkey 2 pretrain "${ARGS[@]}" train.optim.lrr=1
+has badkey "lrr"
+
+# ---- dryrun
+DRY=("${ARGS[@]}" name=dry dryrun=True impl.print_loss_every_nth_step=1)
+run dry 0 pretrain "${DRY[@]}"
+for s in "Seeding with random seed 7" "Launching pretraining run!" \
+    "Model with architecture ScriptableCrammedBERT loaded with" "Random training row" \
+    "Train loss [0-9.]* at step 3 with lr" "Validation MLM loss" "Finished running job dry" \
+    "Shutdown complete"; do
+    has dry "$s"
+done
+rundir=$(ls -d "$tmp"/outputs/dry/pretrain/*/* 2>/dev/null | head -1)
+if [ -z "$rundir" ]; then
+    fail "dry: no run folder"
+else
+    (cd "$tmp" && "$CRAM" config pretrain "${DRY[@]}") >"$tmp/dry.cfg"
+    cmp -s "$tmp/dry.cfg" "$rundir/config.yaml" || fail "dry: config.yaml differs from cram config"
+    grep -q "Train loss [0-9.]* at step 3" "$rundir/dry_pretrain.log" || fail "dry: log file"
+    [ "$(wc -l <"$rundir/metrics.jsonl")" -eq 3 ] || fail "dry: metrics.jsonl should have 3 lines"
+fi
+[ -z "$(find "$tmp/outputs/dry/checkpoints" -type f 2>/dev/null)" ] || fail "dry: model files"
+[ ! -e "$tmp/tables" ] || fail "dry: wrote a table"
+
+# ---- SIGINT, then resume
+(cd "$tmp" && exec "$CRAM" pretrain "${ARGS[@]}" name=sig train.steps=100000 \
+    impl.print_loss_every_nth_step=5 >"$tmp/sig.out" 2>"$tmp/sig.err") &
+pid=$!
+for _ in $(seq 1 600); do
+    grep -q "Train loss" "$tmp/sig.out" 2>/dev/null && break
+    sleep 0.1
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 0 ] || fail "sig: exit $rc after SIGINT: $(tail -3 "$tmp/sig.err")"
+has sig "Received signal 2: saved the training state at step"
+[ -s "$tmp/outputs/sig/intermediate_state.bin" ] || fail "sig: no intermediate_state.bin"
+[ -z "$(find "$tmp/outputs/sig/checkpoints" -type f 2>/dev/null)" ] || fail "sig: final model"
+step=$(sed -n 's/.*saved the training state at step \([0-9]*\).*/\1/p' "$tmp/sig.out")
+if [ -n "$step" ]; then
+    run resume 0 pretrain "${ARGS[@]}" name=sig train.steps=$((step + 3)) \
+        impl.print_loss_every_nth_step=1 impl.resume_run_after_preempt=True
+    has resume "Sucessfully loaded state with metadata {step: $step,"
+    has resume "at step $((step + 1)) with lr"
+    has resume "Final checkpoint:"
+    [ -n "$(find "$tmp/outputs/sig/checkpoints" -name model.safetensors)" ] ||
+        fail "resume: no final model"
+    grep -q "^sig	" "$tmp/tables/table_pretrain_reports.csv" 2>/dev/null || fail "resume: no table row"
+else
+    fail "sig: no step in the signal message"
+fi
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures failure(s)" >&2
+    exit 1
+fi
+echo "cli_train: all passed"
