@@ -4,6 +4,8 @@
  * checks. All clocks are read here; the schedules are pure functions of what we pass them. */
 #include "train/train.h"
 
+#include "dist/dist.h"
+
 #include "core/core.h"
 #include "data/data.h"
 #include "model/model.h"
@@ -497,6 +499,7 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
         seed = (uint64_t)cint(cfg, "seed", 0);
     }
     log_startup(o, threads);
+    core_log_info("Data-parallel processes: %d", dist->world);
     core_log_info("Seeding with random seed %llu on rank 0.", (unsigned long long)seed);
     core_log_info("--------------------------------------------------------------");
     core_log_info("--------------Launching pretraining run! ---------------------");
@@ -899,9 +902,25 @@ int train_cli_main(int argc, char **argv) {
         cfg_free(cfg);
         return 2;
     }
-    train_opts opts = {.ops = ops_cpu(), .argc = argc - 1, .argv = argv + 1};
+    // Under mpirun every rank runs this; alone, dist_init gives the no-op single process.
+    dist d;
+    char derr[512] = "";
+    if (dist_init(&d, cstr(cfg, "impl.dist_backend", "auto"), false, derr, sizeof derr)) {
+        fprintf(stderr, "cram pretrain: %s\n", derr);
+        cfg_free(cfg);
+        return 2;
+    }
+    train_dist td = {.rank = d.rank,
+                     .world = d.world,
+                     .ctx = &d,
+                     .allreduce_mean = dist_cb_allreduce_avg,
+                     .bcast = dist_cb_bcast_bytes,
+                     .allreduce_min_int = dist_cb_allreduce_min_int};
+    train_opts opts = {.ops = ops_cpu(), .argc = argc - 1, .argv = argv + 1, .dist = &td};
     train_result res;
     int rc = train_run(cfg, &opts, &res);
     cfg_free(cfg);
+    if (rc != 0 && d.world > 1) dist_abort(&d, rc); // the other ranks may wait in a collective
+    dist_free(&d);
     return rc;
 }
