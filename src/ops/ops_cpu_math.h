@@ -17,7 +17,10 @@
 #define OPS_CLONES
 #endif
 
-static inline float ops_expf(float x) {
+static inline float ops_expf(float x_in) {
+    /* NaN must not reach the float-to-int conversion below (undefined behaviour): it is
+     * computed as 0 and put back at the end; both selects stay branch-free. */
+    float x = x_in == x_in ? x_in : 0.0f;
     x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
     /* n = round(x / ln 2) with the 1.5 * 2^23 trick (exact here, no rint call) */
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -33,7 +36,7 @@ static inline float ops_expf(float x) {
     int32_t bits = ((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return x_in == x_in ? p * scale : x_in;
 }
 
 /* erfc(z) for z >= 0 */
