@@ -20,6 +20,8 @@
 
 #include "core/core.h"
 #include "eval/eval.h"
+
+#include "data/data.h"
 #include "optim/adamw.h"
 #include "optim/sched.h"
 #include "train/train.h"
@@ -441,7 +443,7 @@ static void usage(FILE *f) {
           "eval.checkpoint=hf:data/hf/all-MiniLM-L6-v2\n"
           "eval.data_dir is a folder in the standard glue_data layout (CoLA/, SST-2/, MRPC/, "
           "STS-B/, QQP/, MNLI/, QNLI/, RTE/, WNLI/);\na relative one is taken under impl.path "
-          "(itself under base_dir when relative). See docs/eval.md.\n",
+          "(data/ in the launch directory by default). See docs/eval.md.\n",
           f);
 }
 
@@ -467,14 +469,18 @@ static int job_main(cfg_node *cfg, int argc, char **argv) {
                 J.batch, J.mbs);
         return 2;
     }
-    /* eval.data_dir: absolute, or under impl.path, itself under base_dir when relative */
-    const char *dd = cstr(cfg, "eval.data_dir", "glue_data"), *ip = cstr(cfg, "impl.path", "data");
-    if (dd[0] == '/')
+    /* eval.data_dir: absolute, or under impl.path, resolved as the token stores resolve it
+     * (data_root: relative to the launch directory, ~ expanded) */
+    const char *dd = cstr(cfg, "eval.data_dir", "glue_data");
+    char root[CORE_PATH_MAX], derr[512] = "";
+    if (dd[0] == '/') {
         snprintf(J.data_dir, sizeof J.data_dir, "%s", dd);
-    else if (ip[0] == '/')
-        snprintf(J.data_dir, sizeof J.data_dir, "%s/%s", ip, dd);
-    else
-        snprintf(J.data_dir, sizeof J.data_dir, "%s/%s/%s", base, ip, dd);
+    } else if (data_root(root, sizeof root, cfg, derr, sizeof derr) == 0) {
+        snprintf(J.data_dir, sizeof J.data_dir, "%s/%s", root, dd);
+    } else {
+        fprintf(stderr, "cram eval: %s\n", derr);
+        return 2;
+    }
 
     int cores = omp_get_num_procs();
     int64_t want = cint(cfg, "impl.threads", 0);
@@ -611,7 +617,7 @@ static int job_main(cfg_node *cfg, int argc, char **argv) {
             tk[n] = strdup("seed"), tvv[n++] = strdup(buf);
             for (int k = 0; k < nm && n < 100; k++)
                 tk[n] = strdup(mk[k]), tvv[n++] = strdup(mv[k]);
-            tk[n] = strdup("impl_path"), tvv[n++] = strdup(ip);
+            tk[n] = strdup("impl_path"), tvv[n++] = strdup(cstr(cfg, "impl.path", "data"));
             tk[n] = strdup("local_folder"), tvv[n++] = strdup(run_dir);
             static const char *ekeys[] = {"name",           "optim.lr",  "batch_size",
                                           "epochs",         "scheduler", "warmup_steps",
