@@ -267,6 +267,10 @@ static void metric_msg(char *buf, size_t len, const glue_task *t, const double *
                  metric_name(t->metrics[k]), suffix, v[k]);
 }
 
+static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encoded *etr_p,
+                    const glue_encoded *edv_p, const glue_encoded *edx_p, char *err,
+                    size_t errlen);
+
 static int run_task(job *J, const glue_task *t, task_result *R, char *err, size_t errlen) {
     memset(R, 0, sizeof *R);
     R->t = t;
@@ -280,13 +284,22 @@ static int run_task(job *J, const glue_task *t, task_result *R, char *err, size_
         glue_split_free(&tr), glue_split_free(&dv);
         return -1;
     }
-    glue_encoded etr, edv, edx = {0};
-    if (glue_encode(&etr, &tr, J->tok, J->max_len, err, errlen) ||
-        glue_encode(&edv, &dv, J->tok, J->max_len, err, errlen) ||
-        (t->dev_extra && glue_encode(&edx, &dx, J->tok, J->max_len, err, errlen)))
-        return -1;
+    glue_encoded etr = {0}, edv = {0}, edx = {0};
+    int rc = glue_encode(&etr, &tr, J->tok, J->max_len, err, errlen) ||
+             glue_encode(&edv, &dv, J->tok, J->max_len, err, errlen) ||
+             (t->dev_extra && glue_encode(&edx, &dx, J->tok, J->max_len, err, errlen));
     glue_split_free(&tr), glue_split_free(&dv), glue_split_free(&dx);
+    if (rc == 0) rc = fit_task(J, t, R, &etr, &edv, &edx, err, errlen);
+    glue_encoded_free(&etr), glue_encoded_free(&edv), glue_encoded_free(&edx);
+    return rc ? -1 : 0;
+}
 
+/* Builds the classifier, loads the pretrained weights, fine-tunes and validates one task on
+ * encoded splits (owned by the caller). */
+static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encoded *etr_p,
+                    const glue_encoded *edv_p, const glue_encoded *edx_p, char *err,
+                    size_t errlen) {
+    const glue_encoded etr = *etr_p, edv = *edv_p, edx = *edx_p;
     /* the classifier, then the pretrained weights */
     bert_config c;
     if (bert_config_from_cfg(&c, J->arch_root, 0, err, errlen)) {
@@ -428,7 +441,6 @@ static int run_task(job *J, const glue_task *t, task_result *R, char *err, size_
     R->steps = steps;
     R->seconds = core_now() - t_start;
     free(order), free(ids), free(labels), free(mask), free(targets);
-    glue_encoded_free(&etr), glue_encoded_free(&edv), glue_encoded_free(&edx);
     bert_free(&m);
     return 0;
 }
