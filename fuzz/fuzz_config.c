@@ -58,8 +58,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         char exe[PATH_MAX];
         snprintf(exe, sizeof exe, "%s", (*argv)[0]);
         char *slash = strrchr(exe, '/');
-        if (slash) *slash = 0;
-        else snprintf(exe, sizeof exe, ".");
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(exe, sizeof exe, ".");
         snprintf(dir, sizeof dir, "%.3000s/../tests/fixtures/config/fuzz", exe);
     }
     if (!is_dir(dir)) {
@@ -147,7 +149,8 @@ static void exercise_tree(cfg_node *root) {
         (void)cfg_get_str(root, paths[k], &s, &err);
     }
     if (np) (void)cfg_closest(paths[np - 1], paths, np);
-    for (int k = 0; k < np; k++) free(paths[k]);
+    for (int k = 0; k < np; k++)
+        free(paths[k]);
     free(paths);
     cfg_node *copy = cfg_clone(root);
     if (cfg_resolve(copy, &err) == 0) check_roundtrip(copy);
@@ -158,7 +161,8 @@ static void compose(const char *primary, int n, char **ov, const char *extra) {
     char *args[MAX_OVERRIDES + 1];
     int na = 0;
     if (extra) args[na++] = (char *)extra;
-    for (int k = 0; k < n; k++) args[na++] = ov[k];
+    for (int k = 0; k < n; k++)
+        args[na++] = ov[k];
     cfg_error err = {0};
     cfg_node *root = cfg_compose(&search, primary, na, args, &err);
     if (!root) {
@@ -215,6 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         compose("fuzzin", 0, ov, NULL);
         compose("fuzz", 0, ov, "g=fz");
     }
-    for (int k = 0; k < nov; k++) free(ov[k]);
+    for (int k = 0; k < nov; k++)
+        free(ov[k]);
     return 0;
 }

@@ -317,8 +317,10 @@ static void test_scalar_bool_null(void **state) {
     (void)state;
     static const char *const t[] = {"true", "True", "TRUE", "yes", "Yes", "on", "ON"};
     static const char *const f[] = {"false", "False", "FALSE", "no", "No", "off", "OFF"};
-    for (size_t k = 0; k < sizeof t / sizeof *t; k++) scalar_bool(t[k], true);
-    for (size_t k = 0; k < sizeof f / sizeof *f; k++) scalar_bool(f[k], false);
+    for (size_t k = 0; k < sizeof t / sizeof *t; k++)
+        scalar_bool(t[k], true);
+    for (size_t k = 0; k < sizeof f / sizeof *f; k++)
+        scalar_bool(f[k], false);
     scalar_null("null");
     scalar_null("Null");
     scalar_null("NULL");
@@ -541,9 +543,11 @@ static char *nested(int depth, const char *open, const char *leaf, const char *c
     size_t lo = strlen(open), lc = strlen(close), ll = strlen(leaf);
     char *buf = malloc((size_t)depth * (lo + lc) + ll + 1);
     size_t o = 0;
-    for (int k = 0; k < depth; k++) memcpy(buf + o, open, lo), o += lo;
+    for (int k = 0; k < depth; k++)
+        memcpy(buf + o, open, lo), o += lo;
     memcpy(buf + o, leaf, ll), o += ll;
-    for (int k = 0; k < depth; k++) memcpy(buf + o, close, lc), o += lc;
+    for (int k = 0; k < depth; k++)
+        memcpy(buf + o, close, lc), o += lc;
     buf[o] = 0;
     return buf;
 }
@@ -575,7 +579,8 @@ static void test_yaml_deep_nesting(void **state) {
     free(very);
     char *veryblock = malloc(200001 * 2);
     size_t o = 0;
-    for (int k = 0; k < 100000; k++) veryblock[o++] = '-', veryblock[o++] = ' ';
+    for (int k = 0; k < 100000; k++)
+        veryblock[o++] = '-', veryblock[o++] = ' ';
     veryblock[o] = 0;
     assert_contains(parse_fail(veryblock, o), "nesting deeper than 64");
     free(veryblock);
@@ -652,8 +657,8 @@ static void roundtrip_one(double x) {
     cfg_format_float(x, buf, sizeof buf);
     cfg_node *n = cfg_scalar_from_text(buf);
     if (n->type != CFG_FLOAT || memcmp(&n->f, &x, sizeof x) != 0)
-        fail_msg("%.17g formatted as '%s' reads back as %s %.17g", x, buf,
-                 cfg_type_name(n->type), n->f);
+        fail_msg("%.17g formatted as '%s' reads back as %s %.17g", x, buf, cfg_type_name(n->type),
+                 n->f);
     // and through a whole YAML document
     char doc[96];
     snprintf(doc, sizeof doc, "v: %s\n", buf);
@@ -749,10 +754,13 @@ static void test_write_yaml_roundtrip_awkward(void **state) {
     (void)state;
     cfg_node *m = cfg_new(CFG_MAP);
     static const char *const strs[] = {
-        "1e-3", "true", "False", "", "null", "~", " lead", "trail ", "a: b", "#x", "- item",
-        "multi\nline", "${x}", "caf\xc3\xa9", "0x10", "010", "09", "[1, 2]", "{a: 1}", "'q'",
-        "\"dq\"", "tab\there", "yes", "Off", ".inf", ".5", "900_000", "@at", "`tick", "%pct",
-        "&anchor", "*alias", "!tag", "|", ">", "?", ":", "-", "---", "...", "a #b", "\\", "\x01"};
+        "1e-3",      "true", "False",   "",       "null",        "~",       " lead",
+        "trail ",    "a: b", "#x",      "- item", "multi\nline", "${x}",    "caf\xc3\xa9",
+        "0x10",      "010",  "09",      "[1, 2]", "{a: 1}",      "'q'",     "\"dq\"",
+        "tab\there", "yes",  "Off",     ".inf",   ".5",          "900_000", "@at",
+        "`tick",     "%pct", "&anchor", "*alias", "!tag",        "|",       ">",
+        "?",         ":",    "-",       "---",    "...",         "a #b",    "\\",
+        "\x01"};
     for (size_t k = 0; k < sizeof strs / sizeof *strs; k++) {
         char key[16];
         snprintf(key, sizeof key, "s%zu", k);
@@ -822,7 +830,8 @@ static void test_canonical_and_hash(void **state) {
     cfg_hash_hex(d, hd);
     cfg_hash_hex(e, he);
     assert_int_equal(strlen(ha), 16);
-    for (int k = 0; k < 16; k++) assert_non_null(strchr("0123456789abcdef", ha[k]));
+    for (int k = 0; k < 16; k++)
+        assert_non_null(strchr("0123456789abcdef", ha[k]));
     assert_string_equal(ha, hb);
     assert_string_not_equal(ha, hc);
     assert_string_not_equal(ha, hd);
@@ -944,7 +953,8 @@ static void test_node_basics(void **state) {
     assert_string_equal(cfg_closest("a.b.cc", paths, np), "a.b.c");
     assert_null(cfg_closest("zzzzzz", paths, np));
     assert_null(cfg_closest("x", paths, 0));
-    for (int k = 0; k < np; k++) free(paths[k]);
+    for (int k = 0; k < np; k++)
+        free(paths[k]);
     free(paths);
     cfg_free(tree);
     cfg_free(m);
@@ -1039,8 +1049,8 @@ static void test_resolve(void **state) {
 
 static void test_compose_issue_example(void **state) {
     (void)state;
-    cfg_node *r = REAL("pretrain", "arch=crammed-bert", "train=bert-o4", "train.optim.lr=1e-4",
-                       "budget=48");
+    cfg_node *r =
+        REAL("pretrain", "arch=crammed-bert", "train=bert-o4", "train.optim.lr=1e-4", "budget=48");
     check_float(cfg_get(r, "train.optim.lr"), 0.0001);
     check_int(cfg_get(r, "train.budget"), 48);
     check_int(cfg_get(r, "budget"), 48);
@@ -1136,8 +1146,10 @@ static void test_compose_eval_defaults(void **state) {
     assert_non_null(tasks);
     assert_int_equal(tasks->type, CFG_MAP);
     assert_int_equal(tasks->n, 8);
-    static const char *const want[] = {"cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2", "stsb"};
-    for (int k = 0; k < 8; k++) assert_string_equal(tasks->keys[k], want[k]);
+    static const char *const want[] = {"cola", "mnli", "mrpc", "qnli",
+                                       "qqp",  "rte",  "sst2", "stsb"};
+    for (int k = 0; k < 8; k++)
+        assert_string_equal(tasks->keys[k], want[k]);
     check_str(cfg_get(r, "eval.tasks.cola.collection"), "glue");
     check_float(cfg_get(r, "eval.optim.lr"), 4e-5);
     check_str(cfg_get(r, "eval.name"), "GLUE");
@@ -1201,8 +1213,8 @@ static void test_compose_arch_variants(void **state) {
     check_str(cfg_get(c, "impl.path"), "data"); // from impl/_default
     cfg_free(c);
     // every arch option composes and resolves
-    static const char *const archs[] = {"crammed-bert", "crammed-bert-simple", "hf-bert-base",
-                                        "sanity-check", "v1/bert-c5", "v1/funnel-c2",
+    static const char *const archs[] = {"crammed-bert",    "crammed-bert-simple", "hf-bert-base",
+                                        "sanity-check",    "v1/bert-c5",          "v1/funnel-c2",
                                         "v1/recurrent-c2", "v1/crammed-bamboo"};
     for (size_t k = 0; k < sizeof archs / sizeof *archs; k++) {
         char ov[64];
@@ -1268,10 +1280,11 @@ static void test_compose_add_and_delete(void **state) {
 
 static void test_compose_typed_overrides(void **state) {
     (void)state;
-    cfg_node *r = REAL("pretrain", "seed=null", "name=123", "budget=0.5", "dryrun=True",
-                       "impl.microbatch_size=2", "data.tokenizer=1e-3", "train.gradient_clipping=1");
+    cfg_node *r =
+        REAL("pretrain", "seed=null", "name=123", "budget=0.5", "dryrun=True",
+             "impl.microbatch_size=2", "data.tokenizer=1e-3", "train.gradient_clipping=1");
     assert_int_equal(cfg_get(r, "seed")->type, CFG_NULL);
-    check_str(cfg_get(r, "name"), "123"); // name is a string in pretrain.yaml
+    check_str(cfg_get(r, "name"), "123");            // name is a string in pretrain.yaml
     check_str(cfg_get(r, "data.tokenizer"), "1e-3"); // kept as typed, not "0.001"
     check_float(cfg_get(r, "budget"), 0.5);
     check_float(cfg_get(r, "train.budget"), 0.5);
@@ -1422,7 +1435,8 @@ static void test_compose_override_encoding(void **state) {
     const char *msg = REAL_FAIL("pretrain", "name=caf\xe9");
     assert_contains(msg, "override for name");
     assert_contains(msg, "not valid UTF-8");
-    msg = REAL_FAIL("pretrain", "name=a\x01" "b");
+    msg = REAL_FAIL("pretrain", "name=a\x01"
+                                "b");
     assert_contains(msg, "not valid UTF-8");
     msg = REAL_FAIL("pretrain", "+x=\xed\xa0\x80"); // a UTF-16 surrogate
     assert_contains(msg, "not valid UTF-8");
@@ -1480,8 +1494,10 @@ static void test_compose_no_config(void **state) {
     assert_string_equal(s.dirs[0], fixture_dir);
     assert_true(strstr(s.dirs[1], "/opt") != NULL);
     cfg_search_free(&s);
-    if (saved) setenv("CRAM_CONFIG_PATH", saved, 1);
-    else unsetenv("CRAM_CONFIG_PATH");
+    if (saved)
+        setenv("CRAM_CONFIG_PATH", saved, 1);
+    else
+        unsetenv("CRAM_CONFIG_PATH");
     free(saved);
     char *argv3[] = {"--config-dir=/nonexistent/dir"};
     assert_null(cfg_from_args("pretrain", 1, argv3, &err));
@@ -1616,8 +1632,8 @@ static void test_fixture_malformed_files(void **state) {
 
 static void test_fixture_overrides(void **state) {
     (void)state;
-    cfg_node *r = FIX("plain", "lr=0.125", "nested.deep.key=5", "+nested.deep.other=x",
-                      "opt=b", "opt.y=3");
+    cfg_node *r =
+        FIX("plain", "lr=0.125", "nested.deep.key=5", "+nested.deep.other=x", "opt=b", "opt.y=3");
     check_float(cfg_get(r, "lr"), 0.125);
     check_float(cfg_get(r, "ref"), 0.125);
     check_str(cfg_get(r, "text"), "lr=0.125, steps=10");

@@ -144,8 +144,8 @@ int data_root(char *out, size_t outlen, const cfg_node *cfg, char *err, size_t e
  * and renamed when complete). root resolves relative source paths. */
 /* Train the tokenizer a store build would train (same settings and text cap), from the data
  * config's sources in their own order, without building a store. */
-int pipe_train_tokenizer(tok_tokenizer **out, const cfg_node *data, const char *root,
-                         int threads, char *err, size_t errlen);
+int pipe_train_tokenizer(tok_tokenizer **out, const cfg_node *data, const char *root, int threads,
+                         char *err, size_t errlen);
 /* `cram tokenizer train data=X out=DIR [overrides]`: the tokenizer of a data config. */
 int data_tokenizer_cli(int argc, char **argv);
 int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int threads,

@@ -799,8 +799,8 @@ static void rm_tree(const char *dir) {
     rmdir(dir);
 }
 
-int pipe_train_tokenizer(tok_tokenizer **out, const cfg_node *data, const char *root,
-                         int threads, char *err, size_t errlen) {
+int pipe_train_tokenizer(tok_tokenizer **out, const cfg_node *data, const char *root, int threads,
+                         char *err, size_t errlen) {
     pipe_opts o;
     if (opts_from_config(&o, data, threads, err, errlen)) return -1;
     src_list l;

@@ -268,8 +268,7 @@ static void metric_msg(char *buf, size_t len, const glue_task *t, const double *
 }
 
 static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encoded *etr_p,
-                    const glue_encoded *edv_p, const glue_encoded *edx_p, char *err,
-                    size_t errlen);
+                    const glue_encoded *edv_p, const glue_encoded *edx_p, char *err, size_t errlen);
 
 static int run_task(job *J, const glue_task *t, task_result *R, char *err, size_t errlen) {
     memset(R, 0, sizeof *R);
