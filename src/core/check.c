@@ -148,3 +148,13 @@ void core_fseek_check(FILE *fp, int64_t offset, int whence, const char *file, in
     core_die_at(file, line, "seek to offset %lld (whence %d) in %s failed: %s", (long long)offset,
                 whence, name, strerror(e));
 }
+
+int core_errorf(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

@@ -31,6 +31,10 @@ _Noreturn void core_check_failed(const char *file, int line, const char *cond, c
  * the other ranks waiting in a collective forever. NULL removes it. */
 void core_set_die_hook(void (*hook)(void));
 
+/* For functions that report errors to their caller: format the message into err (when err is
+ * not NULL and errlen > 0) and return -1, so `return core_errorf(err, errlen, ...)` reads well. */
+int core_errorf(char *err, size_t errlen, const char *fmt, ...) CORE_PRINTF(3, 4);
+
 void *core_malloc_check(size_t n, const char *file, int line);
 void *core_calloc_check(size_t count, size_t size, const char *file, int line);
 void *core_realloc_check(void *p, size_t n, const char *file, int line);

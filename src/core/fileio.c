@@ -16,17 +16,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) CORE_PRINTF(3, 4);
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* The rename is only durable once the folder's entry is on disk too. Some filesystems cannot
  * fsync a folder (EINVAL); the rename has still happened there, so that is not an error. */
@@ -42,12 +32,12 @@ static int fsync_parent(const char *path, char *err, size_t errlen) {
         *slash = '\0';
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, errlen, "cannot open folder %s to sync it: %s", dir, strerror(errno));
+        return core_errorf(err, errlen, "cannot open folder %s to sync it: %s", dir, strerror(errno));
     int rc = fsync(fd);
     int e = errno;
     close(fd);
     if (rc != 0 && e != EINVAL && e != EROFS)
-        return fail(err, errlen, "cannot sync folder %s: %s", dir, strerror(e));
+        return core_errorf(err, errlen, "cannot sync folder %s: %s", dir, strerror(e));
     return 0;
 }
 
@@ -57,14 +47,14 @@ int core_atomic_open(core_atomic_file *f, const char *path, char *err, size_t er
     f->tmp[0] = '\0';
     size_t len = strlen(path);
     if (len == 0 || len >= sizeof f->path)
-        return fail(err, errlen, "bad path for atomic write (empty or too long): \"%.64s\"", path);
+        return core_errorf(err, errlen, "bad path for atomic write (empty or too long): \"%.64s\"", path);
     memcpy(f->path, path, len + 1);
     snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {
         int e = errno;
         f->tmp[0] = '\0';
-        return fail(err, errlen,
+        return core_errorf(err, errlen,
                     "cannot create %s.tmp.*: %s (does the folder exist and is it "
                     "writable?)",
                     path, strerror(e));
@@ -75,7 +65,7 @@ int core_atomic_open(core_atomic_file *f, const char *path, char *err, size_t er
         close(fd);
         unlink(f->tmp);
         f->tmp[0] = '\0';
-        return fail(err, errlen, "cannot open a stream on %s: %s", path, strerror(e));
+        return core_errorf(err, errlen, "cannot open a stream on %s: %s", path, strerror(e));
     }
     return 0;
 }
@@ -88,29 +78,29 @@ void core_atomic_abort(core_atomic_file *f) {
 }
 
 int core_atomic_commit(core_atomic_file *f, char *err, size_t errlen) {
-    if (!f->fp) return fail(err, errlen, "atomic commit of %s: the file is not open", f->path);
+    if (!f->fp) return core_errorf(err, errlen, "atomic commit of %s: the file is not open", f->path);
     /* fflush and fclose report write errors (a full disk) that earlier fwrites buffered away. */
     if (fflush(f->fp) != 0 || ferror(f->fp)) {
         int e = errno;
         core_atomic_abort(f);
-        return fail(err, errlen, "writing %s failed: %s", f->path, strerror(e));
+        return core_errorf(err, errlen, "writing %s failed: %s", f->path, strerror(e));
     }
     if (fsync(fileno(f->fp)) != 0) {
         int e = errno;
         core_atomic_abort(f);
-        return fail(err, errlen, "cannot sync %s to disk: %s", f->path, strerror(e));
+        return core_errorf(err, errlen, "cannot sync %s to disk: %s", f->path, strerror(e));
     }
     int rc = fclose(f->fp);
     f->fp = NULL;
     if (rc != 0) {
         int e = errno;
         core_atomic_abort(f);
-        return fail(err, errlen, "closing %s failed: %s", f->path, strerror(e));
+        return core_errorf(err, errlen, "closing %s failed: %s", f->path, strerror(e));
     }
     if (rename(f->tmp, f->path) != 0) {
         int e = errno;
         core_atomic_abort(f);
-        return fail(err, errlen, "cannot rename the temporary file onto %s: %s", f->path,
+        return core_errorf(err, errlen, "cannot rename the temporary file onto %s: %s", f->path,
                     strerror(e));
     }
     f->tmp[0] = '\0';
@@ -123,7 +113,7 @@ int core_atomic_write(const char *path, const void *buf, size_t n, char *err, si
     if (n > 0 && fwrite(buf, 1, n, f.fp) != n) {
         int e = errno;
         core_atomic_abort(&f);
-        return fail(err, errlen, "writing %s failed: %s", path, strerror(e));
+        return core_errorf(err, errlen, "writing %s failed: %s", path, strerror(e));
     }
     return core_atomic_commit(&f, err, errlen);
 }
@@ -132,7 +122,7 @@ int core_mkdir_p(const char *path, char *err, size_t errlen) {
     char buf[CORE_PATH_MAX];
     size_t len = strlen(path);
     if (len == 0 || len >= sizeof buf)
-        return fail(err, errlen, "bad folder path (empty or too long): \"%.64s\"", path);
+        return core_errorf(err, errlen, "bad folder path (empty or too long): \"%.64s\"", path);
     memcpy(buf, path, len + 1);
     /* Create each prefix that ends at a slash, then the whole path. */
     for (size_t i = 1; i <= len; i++) {
@@ -144,9 +134,9 @@ int core_mkdir_p(const char *path, char *err, size_t errlen) {
             int e = errno;
             struct stat st;
             if (e != EEXIST)
-                return fail(err, errlen, "cannot create folder %s: %s", buf, strerror(e));
+                return core_errorf(err, errlen, "cannot create folder %s: %s", buf, strerror(e));
             if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-                return fail(err, errlen, "cannot create folder %s: a file of that name exists",
+                return core_errorf(err, errlen, "cannot create folder %s: a file of that name exists",
                             buf);
         }
         buf[i] = saved;
@@ -158,7 +148,7 @@ int core_read_file(const char *path, char **buf, size_t *n, char *err, size_t er
     *buf = NULL;
     *n = 0;
     FILE *fp = fopen(path, "rb");
-    if (!fp) return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (!fp) return core_errorf(err, errlen, "cannot open %s: %s", path, strerror(errno));
     /* Start from the size stat reports but keep reading to EOF: /proc files and pipes report 0
      * and a growing file may report too little. */
     struct stat st;
@@ -181,13 +171,13 @@ int core_read_file(const char *path, char **buf, size_t *n, char *err, size_t er
     }
     if (!data) {
         fclose(fp);
-        return fail(err, errlen, "out of memory reading %s", path);
+        return core_errorf(err, errlen, "out of memory reading %s", path);
     }
     if (ferror(fp)) {
         int e = errno;
         fclose(fp);
         free(data);
-        return fail(err, errlen, "read error in %s: %s", path, strerror(e));
+        return core_errorf(err, errlen, "read error in %s: %s", path, strerror(e));
     }
     fclose(fp);
     data[len] = '\0'; /* len < cap always holds here */
@@ -200,16 +190,16 @@ int core_mmap_open(core_mmap *m, const char *path, char *err, size_t errlen) {
     m->ptr = NULL;
     m->size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0) return core_errorf(err, errlen, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return fail(err, errlen, "cannot stat %s: %s", path, strerror(e));
+        return core_errorf(err, errlen, "cannot stat %s: %s", path, strerror(e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, "cannot map %s: not a regular file", path);
+        return core_errorf(err, errlen, "cannot map %s: not a regular file", path);
     }
     if (st.st_size == 0) {
         close(fd); /* mmap rejects length 0; an empty mapping needs no pages */
@@ -219,7 +209,7 @@ int core_mmap_open(core_mmap *m, const char *path, char *err, size_t errlen) {
     int e = errno;
     close(fd); /* the mapping keeps the file alive */
     if (p == MAP_FAILED)
-        return fail(err, errlen, "cannot map %s (%lld bytes): %s", path, (long long)st.st_size,
+        return core_errorf(err, errlen, "cannot map %s (%lld bytes): %s", path, (long long)st.st_size,
                     strerror(e));
     m->ptr = p;
     m->size = (size_t)st.st_size;

@@ -38,14 +38,6 @@
 #define PIPE_SEED_DOCS 89u
 #define PIPE_SEED_ROWS 233u
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) CORE_PRINTF(3, 4);
-static void errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static double peak_mb(void) {
     struct rusage ru;
@@ -86,7 +78,7 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     tok_options_default(&o->topt);
     cfg_node *t = cfg_map_get(d, "tokenizer");
     if (!t || t->type != CFG_STR) {
-        errf(err, errlen, "data.tokenizer must name a tokenizer to train (WordPiece, BPE)");
+        core_errorf(err, errlen, "data.tokenizer must name a tokenizer to train (WordPiece, BPE)");
         return -1;
     }
     o->topt.tokenizer = t->s;
@@ -103,7 +95,7 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     o->topt.use_type_ids = bool_or(d, "use_type_ids", false);
     o->topt.threads = threads;
     if (o->topt.vocab_size < 16 || o->S < 2) {
-        errf(err, errlen, "data.vocab_size (%d) and data.seq_length (%d) are too small",
+        core_errorf(err, errlen, "data.vocab_size (%d) and data.seq_length (%d) are too small",
              o->topt.vocab_size, o->S);
         return -1;
     }
@@ -114,7 +106,7 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     if (rt && rt->type == CFG_BOOL) o->trash = rt->b;
     if (rt && rt->type == CFG_STR) {
         if (strcmp(rt->s, "self") != 0) {
-            errf(err, errlen, "data.remove_trash must be True, False or self, not '%s'", rt->s);
+            core_errorf(err, errlen, "data.remove_trash must be True, False or self, not '%s'", rt->s);
             return -1;
         }
         o->trash = 1;
@@ -123,7 +115,7 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     o->dedup = bool_or(d, "deduplicate_entries", false);
     o->remove_ws = bool_or(d, "remove_whitespaces", false);
     if (bool_or(d, "named_entity_simplification", false)) {
-        errf(err, errlen, "data.named_entity_simplification needs spaCy and is not supported");
+        core_errorf(err, errlen, "data.named_entity_simplification needs spaCy and is not supported");
         return -1;
     }
     cfg_node *ord = cfg_map_get(d, "ordering");
@@ -137,7 +129,7 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     else if (strcmp(os, "none") == 0)
         o->order = ORDER_NONE;
     else {
-        errf(err, errlen,
+        core_errorf(err, errlen,
              "data.ordering '%s' is not supported (randomized, sentence-length-curriculum, "
              "fragment-curriculum, none)",
              os);
@@ -169,7 +161,7 @@ static int buckets_open(buckets *b, const char *dir, const char *prefix, int k, 
         b->path[i] = xstrdup(p);
         b->f[i] = fopen(p, "w+b");
         if (!b->f[i]) {
-            errf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+            core_errorf(err, errlen, "cannot create %s: %s", p, strerror(errno));
             return -1;
         }
     }
@@ -180,7 +172,7 @@ static int bucket_put(buckets *b, int i, const void *p, size_t n, bool lenpfx, c
                       size_t errlen) {
     uint32_t len = (uint32_t)n;
     if ((lenpfx && fwrite(&len, 4, 1, b->f[i]) != 1) || fwrite(p, 1, n, b->f[i]) != n) {
-        errf(err, errlen, "writing %s: %s (disk full?)", b->path[i], strerror(errno));
+        core_errorf(err, errlen, "writing %s: %s (disk full?)", b->path[i], strerror(errno));
         return -1;
     }
     b->bytes[i] += n + (lenpfx ? 4 : 0);
@@ -194,7 +186,7 @@ static int bucket_load(buckets *b, int i, uint8_t **out, size_t *n, char *err, s
     *n = sz;
     if (fflush(b->f[i]) != 0 || fseek(b->f[i], 0, SEEK_SET) != 0 ||
         fread(*out, 1, sz, b->f[i]) != sz) {
-        errf(err, errlen, "reading back %s: %s", b->path[i], strerror(errno));
+        core_errorf(err, errlen, "reading back %s: %s", b->path[i], strerror(errno));
         free(*out);
         *out = NULL;
         return -1;
@@ -278,7 +270,7 @@ static int pass_read(const src_list *l, const pipe_opts *o, buckets *b, data_sta
     size_t ws_cap = 0;
     while ((rc = src_reader_next(r, &doc, &len, err, errlen)) == 1) {
         if (len > UINT32_MAX - 1) {
-            errf(err, errlen, "a document of %zu bytes is too large (limit 4 GiB)", len);
+            core_errorf(err, errlen, "a document of %zu bytes is too large (limit 4 GiB)", len);
             rc = -1;
             break;
         }
@@ -413,7 +405,7 @@ static int shuffle_bucket(shuf_ctx *c, uint8_t *buf, size_t n, int depth, char *
         uint32_t len;
         memcpy(&len, buf + off[i], 4);
         if (fwrite(buf + off[i], 1, 4 + (size_t)len, c->out) != 4 + (size_t)len) {
-            errf(err, errlen, "writing the shuffled documents: %s (disk full?)", strerror(errno));
+            core_errorf(err, errlen, "writing the shuffled documents: %s (disk full?)", strerror(errno));
             rc = -1;
             break;
         }
@@ -455,7 +447,7 @@ static int train_tokenizer(tok_tokenizer **out, const pipe_opts *o, FILE *f, dat
     }
     free(d.buf);
     if (rc < 0) {
-        errf(err, errlen, "reading back the shuffled documents failed");
+        core_errorf(err, errlen, "reading back the shuffled documents failed");
         free(arena), free(offs), free(lens);
         return -1;
     }
@@ -469,7 +461,7 @@ static int train_tokenizer(tok_tokenizer **out, const pipe_opts *o, FILE *f, dat
     int trc = tok_train(out, &o->topt, docs, lens, nd, te);
     free(docs), free(arena), free(offs), free(lens);
     if (trc != TOK_OK) {
-        errf(err, errlen, "tokenizer training failed: %s", te);
+        core_errorf(err, errlen, "tokenizer training failed: %s", te);
         return -1;
     }
     core_log_info("tokenizer trained in %.1f s (peak RSS so far %.0f MB)", core_now() - t0,
@@ -528,7 +520,7 @@ static int chunk_encode(chunk *c, const tok_tokenizer *t, char *err, size_t errl
     memset(c->enc, 0, c->enc_cap * sizeof *c->enc);
     char te[TOK_ERRLEN] = "";
     if (tok_encode_batch(t, c->ptrs, c->lens, c->n, true, c->enc, te) != TOK_OK) {
-        errf(err, errlen, "encoding failed: %s", te);
+        core_errorf(err, errlen, "encoding failed: %s", te);
         return -1;
     }
     return 0;
@@ -558,7 +550,7 @@ static int pass_trash(const tok_tokenizer *t, const pipe_opts *o, FILE *in, FILE
     int rc = 0;
     for (;;) {
         if (chunk_read(&c, &d) != 0) {
-            errf(err, errlen, "reading back the shuffled documents failed");
+            core_errorf(err, errlen, "reading back the shuffled documents failed");
             rc = -1;
             break;
         }
@@ -569,7 +561,7 @@ static int pass_trash(const tok_tokenizer *t, const pipe_opts *o, FILE *in, FILE
             if ((double)c.enc[i].n < o->trash_cutoff * (double)chars) {
                 uint32_t len = (uint32_t)c.lens[i];
                 if (fwrite(&len, 4, 1, out) != 1 || fwrite(c.ptrs[i], 1, len, out) != len) {
-                    errf(err, errlen, "writing the filtered documents: %s", strerror(errno));
+                    core_errorf(err, errlen, "writing the filtered documents: %s", strerror(errno));
                     rc = -1;
                     break;
                 }
@@ -638,7 +630,7 @@ static int pass_encode(const tok_tokenizer *t, pack_ctx *p, FILE *in, char *err,
     int64_t done = 0;
     for (;;) {
         if (chunk_read(&c, &d) != 0) {
-            errf(err, errlen, "reading back the documents failed");
+            core_errorf(err, errlen, "reading back the documents failed");
             rc = -1;
             break;
         }
@@ -690,7 +682,7 @@ static int pass_order(const pipe_opts *o, buckets *b, store_writer *w, data_stat
     for (int i = 0; rc == 0 && i < b->k && st->rows_train < o->max_rows; i++) {
         if (o->order != ORDER_RANDOM) {
             if (fflush(b->f[i]) != 0 || fseek(b->f[i], 0, SEEK_SET) != 0) {
-                errf(err, errlen, "reading back %s: %s", b->path[i], strerror(errno));
+                core_errorf(err, errlen, "reading back %s: %s", b->path[i], strerror(errno));
                 rc = -1;
                 break;
             }
@@ -837,7 +829,7 @@ int pipe_train_tokenizer(tok_tokenizer **out, const cfg_node *data, const char *
     src_reader_close(r);
     src_list_free(&l);
     if (rc < 0 || nd == 0) {
-        if (rc >= 0) errf(err, errlen, "the data config's sources hold no documents");
+        if (rc >= 0) core_errorf(err, errlen, "the data config's sources hold no documents");
         free(arena), free(offs), free(lens);
         return -1;
     }
@@ -850,7 +842,7 @@ int pipe_train_tokenizer(tok_tokenizer **out, const cfg_node *data, const char *
     int trc = tok_train(out, &o.topt, docs, lens, nd, te);
     free(docs), free(arena), free(offs), free(lens);
     if (trc != TOK_OK) {
-        errf(err, errlen, "tokenizer training failed: %s", te);
+        core_errorf(err, errlen, "tokenizer training failed: %s", te);
         return -1;
     }
     return 0;
@@ -865,7 +857,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
     src_list l;
     if (src_list_from_config(&l, data, root, err, errlen) != 0) return -1;
     if (snprintf(o.tmp, sizeof o.tmp, "%s.tmp.%d", out_dir, (int)getpid()) >= (int)sizeof o.tmp) {
-        errf(err, errlen, "store path too long");
+        core_errorf(err, errlen, "store path too long");
         src_list_free(&l);
         return -1;
     }
@@ -887,7 +879,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
     if (buckets_open(&db, o.tmp, "docs", nbuckets_for(est), err, errlen) != 0) goto done;
     if (pass_read(&l, &o, &db, st, err, errlen) != 0) goto done;
     if (st->documents_read == 0) {
-        errf(err, errlen, "the corpus is empty: the sources hold no documents (%lld bytes read)",
+        core_errorf(err, errlen, "the corpus is empty: the sources hold no documents (%lld bytes read)",
              (long long)st->bytes_read);
         goto done;
     }
@@ -895,7 +887,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
     core_path_join(p, sizeof p, o.tmp, "docs.shuf");
     shuf = fopen(p, "w+b");
     if (!shuf) {
-        errf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+        core_errorf(err, errlen, "cannot create %s: %s", p, strerror(errno));
         goto done;
     }
     shuf_ctx sc = {shuf, &o, st, 0, 0, 0};
@@ -913,7 +905,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
                   (long long)st->documents_dup, (long long)sc.kept, core_now() - t0);
     core_log_info("peak RSS after reading and shuffling: %.0f MB", peak_mb());
     if (fflush(shuf) != 0) {
-        errf(err, errlen, "writing the shuffled documents: %s", strerror(errno));
+        core_errorf(err, errlen, "writing the shuffled documents: %s", strerror(errno));
         goto done;
     }
     /* C */
@@ -923,7 +915,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
         core_path_join(p, sizeof p, o.tmp, "docs.clean");
         clean = fopen(p, "w+b");
         if (!clean) {
-            errf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+            core_errorf(err, errlen, "cannot create %s: %s", p, strerror(errno));
             goto done;
         }
         if (pass_trash(tok, &o, shuf, clean, st, err, errlen) != 0) goto done;
@@ -931,7 +923,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
         core_log_info("trash removal (cutoff %.2f tokens per character): %lld documents dropped",
                       o.trash_cutoff, (long long)st->documents_trash);
         if (st->documents == 0) {
-            errf(err, errlen, "trash removal dropped every document (data.trash_cutoff %.2f)",
+            core_errorf(err, errlen, "trash removal dropped every document (data.trash_cutoff %.2f)",
                  o.trash_cutoff);
             goto done;
         }
@@ -942,7 +934,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
         docs = clean;
     }
     if (tok_vocab_size(tok) != o.topt.vocab_size) {
-        errf(err, errlen,
+        core_errorf(err, errlen,
              "the tokenizer reached %d entries, not data.vocab_size = %d (corpus too "
              "small for this vocabulary?)",
              tok_vocab_size(tok), o.topt.vocab_size);
@@ -974,7 +966,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
         if (tok_encode(tok, ".", 1, false, &e, te) == TOK_OK && e.n > 0) pc.key_id = e.ids[0];
         tok_encoding_free(&e);
         if (pc.key_id < 0) {
-            errf(err, errlen, "sentence-length-curriculum: the tokenizer has no id for \".\"");
+            core_errorf(err, errlen, "sentence-length-curriculum: the tokenizer has no id for \".\"");
             free(pc.rowbuf);
             goto done;
         }
@@ -988,7 +980,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
                   (long long)st->documents, (long long)st->tokens, (long long)st->rows_packed,
                   core_now() - t_enc, peak_mb());
     if (st->rows_packed <= o.valid_rows) {
-        errf(err, errlen,
+        core_errorf(err, errlen,
              "the corpus packs into only %lld rows of %d tokens, not more than "
              "data.validation_seqs = %lld: add text or lower data.validation_seqs",
              (long long)st->rows_packed, o.S, (long long)o.valid_rows);
@@ -1012,7 +1004,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
     char te[TOK_ERRLEN] = "";
     if (core_mkdir_p(p, err, errlen) != 0) goto done;
     if (tok_save(tok, p, te) != TOK_OK) {
-        errf(err, errlen, "saving the tokenizer: %s", te);
+        core_errorf(err, errlen, "saving the tokenizer: %s", te);
         goto done;
     }
     fclose(shuf), shuf = NULL;
@@ -1029,7 +1021,7 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
             rc = 0;
             goto done;
         }
-        errf(err, errlen, "cannot rename %s to %s: %s", o.tmp, out_dir, strerror(errno));
+        core_errorf(err, errlen, "cannot rename %s to %s: %s", o.tmp, out_dir, strerror(errno));
         goto done;
     }
     rc = 0;
@@ -1059,7 +1051,7 @@ int data_root(char *out, size_t outlen, const cfg_node *cfg, char *err, size_t e
     } else {
         rc = snprintf(out, outlen, "%s", path) < (int)outlen ? 0 : -1;
     }
-    if (rc != 0) errf(err, errlen, "impl.path is too long");
+    if (rc != 0) core_errorf(err, errlen, "impl.path is too long");
     return rc;
 }
 
@@ -1090,21 +1082,21 @@ int data_prepare(store *s, const cfg_node *cfg, store_verify v, char *err, size_
     memset(s, 0, sizeof *s);
     const cfg_node *data = cfg_get(cfg, "data");
     if (!data || data->type != CFG_MAP) {
-        errf(err, errlen, "the config has no data section");
+        core_errorf(err, errlen, "the config has no data section");
         return -1;
     }
     char root[CORE_PATH_MAX], name[512], dir[CORE_PATH_MAX];
     if (data_root(root, sizeof root, cfg, err, errlen) != 0) return -1;
     if (store_dir_name(name, sizeof name, data, err, errlen) != 0) return -1;
     if (core_path_join(dir, sizeof dir, root, name) != 0) {
-        errf(err, errlen, "store path too long");
+        core_errorf(err, errlen, "store path too long");
         return -1;
     }
     struct stat stt;
     if (stat(dir, &stt) == 0) return store_open(s, dir, v, err, errlen);
     cfg_node *fb = cfg_get(cfg, "impl.forbid_dataset_preprocessing");
     if (fb && fb->type == CFG_BOOL && fb->b) {
-        errf(err, errlen,
+        core_errorf(err, errlen,
              "no token store at %s and impl.forbid_dataset_preprocessing is set: build it first "
              "(cram data with the same data settings)",
              dir);

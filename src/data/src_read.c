@@ -16,14 +16,6 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) CORE_PRINTF(3, 4);
-static void errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
@@ -52,7 +44,7 @@ static int cmp_str(const void *a, const void *b) {
 static int walk_dir(strvec *out, const char *dir, char *err, size_t errlen) {
     DIR *d = opendir(dir);
     if (!d) {
-        errf(err, errlen, "cannot read folder %s: %s", dir, strerror(errno));
+        core_errorf(err, errlen, "cannot read folder %s: %s", dir, strerror(errno));
         return -1;
     }
     struct dirent *e;
@@ -93,21 +85,21 @@ static int expand_path(strvec *out, const char *path, char *err, size_t errlen) 
             }
         globfree(&g);
         if (out->n == first) {
-            errf(err, errlen, "no file matches %s", path);
+            core_errorf(err, errlen, "no file matches %s", path);
             return -1;
         }
         return 0;
     }
     struct stat st;
     if (stat(path, &st) != 0) {
-        errf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        core_errorf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
     if (S_ISDIR(st.st_mode)) {
         if (walk_dir(out, path, err, errlen) != 0) return -1;
         qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, cmp_str);
         if (out->n == first) {
-            errf(err, errlen, "folder %s holds no files", path);
+            core_errorf(err, errlen, "folder %s holds no files", path);
             return -1;
         }
         return 0;
@@ -168,7 +160,7 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
                       int64_t max_docs, char *err, size_t errlen) {
     const char *provider = node_str(s, "provider");
     if (provider && strcmp(provider, "local") != 0) {
-        errf(err, errlen,
+        core_errorf(err, errlen,
              "data source '%s' has provider '%s': cram reads local files only (no network); "
              "give it `provider: local` and a `path` to your copy of the data",
              name, provider);
@@ -183,7 +175,7 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
         else if (strcmp(f, "jsonl") == 0 || strcmp(f, "json") == 0)
             fmt = SRC_JSONL;
         else {
-            errf(err, errlen, "data source '%s': unknown format '%s' (text or jsonl)", name, f);
+            core_errorf(err, errlen, "data source '%s': unknown format '%s' (text or jsonl)", name, f);
             return -1;
         }
     }
@@ -197,7 +189,7 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
         else if (strcmp(docs, "file") == 0)
             dm = SRC_DOC_FILE;
         else {
-            errf(err, errlen, "data source '%s': unknown documents '%s' (blank-line, line or file)",
+            core_errorf(err, errlen, "data source '%s': unknown documents '%s' (blank-line, line or file)",
                  name, docs);
             return -1;
         }
@@ -205,7 +197,7 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
     const char *field = node_str(s, "text_field");
     cfg_node *filter = cfg_map_get(s, "filter");
     if (filter && filter->type != CFG_NULL) {
-        errf(err, errlen, "data source '%s': `filter` on meta fields is not supported yet", name);
+        core_errorf(err, errlen, "data source '%s': `filter` on meta fields is not supported yet", name);
         return -1;
     }
     /* the patterns: `path` (one string) or `files` (a list, or one string) */
@@ -219,20 +211,20 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
             if (files->items[k]->type == CFG_STR) strvec_push(&pats, files->items[k]->s);
     int rc = 0;
     if (pats.n == 0) {
-        errf(err, errlen, "data source '%s' names no files: give it `path` or `files`", name);
+        core_errorf(err, errlen, "data source '%s' names no files: give it `path` or `files`", name);
         rc = -1;
     }
     int first = l->n;
     for (int k = 0; rc == 0 && k < pats.n; k++) {
         char full[CORE_PATH_MAX];
         if (resolve(full, sizeof full, root, pats.v[k]) != 0) {
-            errf(err, errlen, "data source '%s': path too long", name);
+            core_errorf(err, errlen, "data source '%s': path too long", name);
             rc = -1;
             break;
         }
         char e2[DATA_ERRLEN];
         if (src_list_add(l, name, full, fmt, dm, field, e2, sizeof e2) != 0) {
-            errf(err, errlen,
+            core_errorf(err, errlen,
                  "data source '%s': %s (relative paths are resolved against impl.path = %s; "
                  "scripts/fetch-corpus writes the local corpora)",
                  name, e2, root);
@@ -256,7 +248,7 @@ int src_list_from_config(src_list *out, const cfg_node *data, const char *root, 
     memset(out, 0, sizeof *out);
     cfg_node *srcs = cfg_map_get(data, "sources");
     if (!srcs || srcs->type != CFG_MAP || srcs->n == 0) {
-        errf(err, errlen, "data.sources is empty: the data config names no source");
+        core_errorf(err, errlen, "data.sources is empty: the data config names no source");
         return -1;
     }
     double maxe = 1e18;
@@ -286,7 +278,7 @@ static int bs_open(bstream *b, const char *path, char *err, size_t errlen) {
     memset(b, 0, sizeof *b);
     b->fp = fopen(path, "rb");
     if (!b->fp) {
-        errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        core_errorf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     if (ends_with(path, ".zst")) {
@@ -310,7 +302,7 @@ static long bs_read(bstream *b, void *buf, size_t n, const char *path, char *err
     if (!b->z) {
         size_t got = fread(buf, 1, n, b->fp);
         if (got == 0 && ferror(b->fp)) {
-            errf(err, errlen, "reading %s: %s", path, strerror(errno));
+            core_errorf(err, errlen, "reading %s: %s", path, strerror(errno));
             return -1;
         }
         return (long)got;
@@ -323,7 +315,7 @@ static long bs_read(bstream *b, void *buf, size_t n, const char *path, char *err
             b->in_pos = 0;
             if (b->in_size == 0) {
                 if (ferror(b->fp)) {
-                    errf(err, errlen, "reading %s: %s", path, strerror(errno));
+                    core_errorf(err, errlen, "reading %s: %s", path, strerror(errno));
                     return -1;
                 }
                 b->eof = true;
@@ -334,7 +326,7 @@ static long bs_read(bstream *b, void *buf, size_t n, const char *path, char *err
         size_t r = ZSTD_decompressStream(b->z, &out, &in);
         b->in_pos = in.pos;
         if (ZSTD_isError(r)) {
-            errf(err, errlen, "%s: zstd: %s (is the file complete?)", path, ZSTD_getErrorName(r));
+            core_errorf(err, errlen, "%s: zstd: %s (is the file complete?)", path, ZSTD_getErrorName(r));
             return -1;
         }
     }
@@ -449,12 +441,12 @@ static int json_doc(src_reader *r, const src_spec *s, char *err, size_t errlen) 
     if (blank(r->line, r->line_len)) return 0;
     cJSON *j = cJSON_ParseWithLength(r->line, r->line_len);
     if (!j) {
-        errf(err, errlen, "%s:%lld: not a JSON record", cur_path(r), (long long)r->line_no);
+        core_errorf(err, errlen, "%s:%lld: not a JSON record", cur_path(r), (long long)r->line_no);
         return -1;
     }
     cJSON *t = cJSON_GetObjectItemCaseSensitive(j, s->text_field);
     if (!cJSON_IsString(t)) {
-        errf(err, errlen, "%s:%lld: the record has no string field '%s' (set text_field)",
+        core_errorf(err, errlen, "%s:%lld: the record has no string field '%s' (set text_field)",
              cur_path(r), (long long)r->line_no, s->text_field);
         cJSON_Delete(j);
         return -1;

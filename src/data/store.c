@@ -15,14 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void errf(char *err, size_t errlen, const char *fmt, ...) CORE_PRINTF(3, 4);
-static void errf(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- checksum ----------------------------------------------------------------------------- */
 /* FNV-style multiply-xor over 64-bit little-endian words: each step is a bijection of the state,
@@ -66,7 +58,7 @@ uint64_t store_checksum(const void *payload, size_t n) {
 static int checksum_file(const char *path, uint64_t n, uint64_t *out, char *err, size_t errlen) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
-        errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        core_errorf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     uint64_t nchunks = (n + STORE_CHUNK_BYTES - 1) / STORE_CHUNK_BYTES;
@@ -94,7 +86,7 @@ static int checksum_file(const char *path, uint64_t n, uint64_t *out, char *err,
     close(fd);
     if (bad) {
         free(hs);
-        errf(err, errlen, "reading %s failed (truncated while open?)", path);
+        core_errorf(err, errlen, "reading %s failed (truncated while open?)", path);
         return -1;
     }
     core_hash s;
@@ -146,7 +138,7 @@ int store_writer_open(store_writer *w, const char *path, int32_t vocab_size, int
                       char *err, size_t errlen) {
     memset(w, 0, sizeof *w);
     if (vocab_size <= 0 || row_len <= 0) {
-        errf(err, errlen, "%s: bad shape (vocab %d, row length %d)", path, vocab_size, row_len);
+        core_errorf(err, errlen, "%s: bad shape (vocab %d, row length %d)", path, vocab_size, row_len);
         return -1;
     }
     if (core_atomic_open(&w->f, path, err, errlen) != 0) return -1;
@@ -159,7 +151,7 @@ int store_writer_open(store_writer *w, const char *path, int32_t vocab_size, int
     w->combine = s.h;
     uint8_t h[STORE_HEADER_BYTES] = {0};
     if (fwrite(h, 1, sizeof h, w->f.fp) != sizeof h) {
-        errf(err, errlen, "writing %s: %s", path, strerror(errno));
+        core_errorf(err, errlen, "writing %s: %s", path, strerror(errno));
         store_writer_abort(w);
         return -1;
     }
@@ -174,7 +166,7 @@ static int flush_chunk(store_writer *w, char *err, size_t errlen) {
     w->combine = s.h;
     w->nchunks++;
     if (fwrite(w->chunk, 1, w->chunk_used, w->f.fp) != w->chunk_used) {
-        errf(err, errlen, "writing %s: %s", w->f.path, strerror(errno));
+        core_errorf(err, errlen, "writing %s: %s", w->f.path, strerror(errno));
         return -1;
     }
     w->chunk_used = 0;
@@ -207,7 +199,7 @@ int store_writer_finish(store_writer *w, char *err, size_t errlen) {
     uint8_t h[STORE_HEADER_BYTES];
     header_pack(h, w->dtype_bytes, w->vocab_size, w->row_len, w->row_count, core_hash_final(&s));
     if (fseek(w->f.fp, 0, SEEK_SET) != 0 || fwrite(h, 1, sizeof h, w->f.fp) != sizeof h) {
-        errf(err, errlen, "writing %s: %s", w->f.path, strerror(errno));
+        core_errorf(err, errlen, "writing %s: %s", w->f.path, strerror(errno));
         goto fail;
     }
     if (core_atomic_commit(&w->f, err, errlen) != 0) goto fail;
@@ -231,26 +223,26 @@ int store_rows_open(store_rows *r, const char *path, store_verify v, char *err, 
     snprintf(r->path, sizeof r->path, "%s", path);
     char e2[512];
     if (core_mmap_open(&r->map, path, e2, sizeof e2) != 0) {
-        errf(err, errlen, "%s", e2);
+        core_errorf(err, errlen, "%s", e2);
         return -1;
     }
     const uint8_t *h = r->map.ptr;
     if (r->map.size < STORE_HEADER_BYTES) {
-        errf(err, errlen, "%s is truncated (%zu bytes, shorter than its header)", path,
+        core_errorf(err, errlen, "%s is truncated (%zu bytes, shorter than its header)", path,
              r->map.size);
         goto fail;
     }
     if (memcmp(h, STORE_MAGIC, 8) != 0) {
-        errf(err, errlen, "%s is not a cram rows file (bad magic)", path);
+        core_errorf(err, errlen, "%s is not a cram rows file (bad magic)", path);
         goto fail;
     }
     if (get_u64(h + 40) != core_hash64(h, 40, 0)) {
-        errf(err, errlen, "%s has a damaged header (header checksum mismatch)", path);
+        core_errorf(err, errlen, "%s has a damaged header (header checksum mismatch)", path);
         goto fail;
     }
     uint32_t version = get_u32(h + 8);
     if (version != STORE_VERSION) {
-        errf(err, errlen, "%s has format version %u; this cram reads version %u", path, version,
+        core_errorf(err, errlen, "%s has format version %u; this cram reads version %u", path, version,
              STORE_VERSION);
         goto fail;
     }
@@ -261,19 +253,19 @@ int store_rows_open(store_rows *r, const char *path, store_verify v, char *err, 
     r->checksum = get_u64(h + 32);
     if ((r->dtype_bytes != 2 && r->dtype_bytes != 4) || r->row_len <= 0 || r->vocab_size <= 0 ||
         r->row_count < 0 || (r->dtype_bytes == 2 && r->vocab_size > 65536)) {
-        errf(err, errlen, "%s has an invalid header (dtype %d, vocab %d, row length %d)", path,
+        core_errorf(err, errlen, "%s has an invalid header (dtype %d, vocab %d, row length %d)", path,
              r->dtype_bytes, r->vocab_size, r->row_len);
         goto fail;
     }
     uint64_t row_bytes = (uint64_t)r->row_len * (uint64_t)r->dtype_bytes;
     if (r->row_len > (1 << 24) || (uint64_t)r->row_count > (r->map.size / row_bytes) + 1) {
-        errf(err, errlen, "%s is truncated: the header promises %lld rows of %d ids", path,
+        core_errorf(err, errlen, "%s is truncated: the header promises %lld rows of %d ids", path,
              (long long)r->row_count, r->row_len);
         goto fail;
     }
     uint64_t payload = (uint64_t)r->row_count * row_bytes;
     if (r->map.size - STORE_HEADER_BYTES != payload) {
-        errf(err, errlen, "%s is %s: %zu bytes of rows, the header promises %llu", path,
+        core_errorf(err, errlen, "%s is %s: %zu bytes of rows, the header promises %llu", path,
              r->map.size - STORE_HEADER_BYTES < payload ? "truncated" : "too long",
              r->map.size - STORE_HEADER_BYTES, (unsigned long long)payload);
         goto fail;
@@ -284,7 +276,7 @@ int store_rows_open(store_rows *r, const char *path, store_verify v, char *err, 
         uint64_t sum;
         if (checksum_file(path, payload, &sum, err, errlen) != 0) goto fail;
         if (sum != r->checksum) {
-            errf(err, errlen, "%s is corrupted (payload checksum mismatch)", path);
+            core_errorf(err, errlen, "%s is corrupted (payload checksum mismatch)", path);
             goto fail;
         }
     }
@@ -319,7 +311,7 @@ int store_dir_name(char *out, size_t outlen, const cfg_node *data, char *err, si
     if (n && n->type == CFG_STR) name = n->s;
     if (t && t->type == CFG_STR) tok = t->s;
     if (!name || !*name || strchr(name, '/')) {
-        errf(err, errlen, "data.name must be a non-empty folder name");
+        core_errorf(err, errlen, "data.name must be a non-empty folder name");
         return -1;
     }
     char hash[17];
@@ -330,7 +322,7 @@ int store_dir_name(char *out, size_t outlen, const cfg_node *data, char *err, si
     else
         w = snprintf(out, outlen, "%s_%s", name, hash);
     if (w < 0 || (size_t)w >= outlen) {
-        errf(err, errlen, "store folder name too long");
+        core_errorf(err, errlen, "store folder name too long");
         return -1;
     }
     for (char *c = out; *c; c++)
@@ -379,19 +371,19 @@ int store_open(store *s, const char *dir, store_verify v, char *err, size_t errl
     char *meta = NULL;
     size_t n = 0;
     if (core_read_file(p, &meta, &n, e2, sizeof e2) != 0) {
-        errf(err, errlen, "token store %s is incomplete or unreadable: %s" REBUILD_HINT, dir, e2);
+        core_errorf(err, errlen, "token store %s is incomplete or unreadable: %s" REBUILD_HINT, dir, e2);
         return -1;
     }
     cJSON *j = cJSON_ParseWithLength(meta, n);
     free(meta);
     const cJSON *ver = j ? cJSON_GetObjectItemCaseSensitive(j, "store_version") : NULL;
     if (!j || !cJSON_IsNumber(ver)) {
-        errf(err, errlen, "token store %s: meta.json is damaged" REBUILD_HINT, dir);
+        core_errorf(err, errlen, "token store %s: meta.json is damaged" REBUILD_HINT, dir);
         cJSON_Delete(j);
         return -1;
     }
     if ((int)ver->valuedouble != STORE_VERSION) {
-        errf(err, errlen,
+        core_errorf(err, errlen,
              "token store %s was written by another cram (store version %d, not %d)" REBUILD_HINT,
              dir, (int)ver->valuedouble, STORE_VERSION);
         cJSON_Delete(j);
@@ -425,7 +417,7 @@ int store_open(store *s, const char *dir, store_verify v, char *err, size_t errl
     }
     return 0;
 fail:
-    errf(err, errlen, "token store %s is unusable: %s" REBUILD_HINT, dir, e2);
+    core_errorf(err, errlen, "token store %s is unusable: %s" REBUILD_HINT, dir, e2);
     store_close(s);
     return -1;
 }

@@ -185,18 +185,6 @@ const glue_task *glue_task_find(const char *name) {
     return NULL;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 void glue_split_free(glue_split *s) {
     if (!s) return;
     free(s->path), free(s->buf), free(s->ex);
@@ -248,12 +236,12 @@ int glue_parse(glue_split *s, const glue_task *t, const char *buf, size_t len, c
     memset(s, 0, sizeof *s);
     s->path = strdup(name);
     s->buf = malloc(len + 1);
-    if (!s->path || !s->buf) return fail(err, errlen, "%s: out of memory", name);
+    if (!s->path || !s->buf) return core_errorf(err, errlen, "%s: out of memory", name);
     memcpy(s->buf, buf, len);
     s->buf[len] = 0;
     if (memchr(s->buf, 0, len)) {
         glue_split_free(s);
-        return fail(err, errlen, "%s: contains a NUL byte: not a GLUE TSV file", name);
+        return core_errorf(err, errlen, "%s: contains a NUL byte: not a GLUE TSV file", name);
     }
     char *p = s->buf;
     if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3; /* MRPC's BOM */
@@ -283,10 +271,11 @@ int glue_parse(glue_split *s, const glue_task *t, const char *buf, size_t len, c
                                                       : NULL;
             if (miss) {
                 glue_split_free(s);
-                return fail(err, errlen,
-                            "%s:1: wrong columns for task %s: no column named '%s' in the header "
-                            "(expected the standard glue_data %s layout)",
-                            name, t->name, miss, t->dir);
+                return core_errorf(
+                    err, errlen,
+                    "%s:1: wrong columns for task %s: no column named '%s' in the header "
+                    "(expected the standard glue_data %s layout)",
+                    name, t->name, miss, t->dir);
             }
             continue;
         }
@@ -297,7 +286,7 @@ int glue_parse(glue_split *s, const glue_task *t, const char *buf, size_t len, c
         int nf = split_tabs(line, f, GLUE_MAX_COLS);
         if (nf <= need) {
             glue_split_free(s);
-            return fail(
+            return core_errorf(
                 err, errlen,
                 "%s:%d: wrong columns for task %s: %d TAB-separated field(s), need at least "
                 "%d",
@@ -308,7 +297,7 @@ int glue_parse(glue_split *s, const glue_task *t, const char *buf, size_t len, c
             glue_example *ne = realloc(s->ex, cap * sizeof *ne);
             if (!ne) {
                 glue_split_free(s);
-                return fail(err, errlen, "%s: out of memory", name);
+                return core_errorf(err, errlen, "%s: out of memory", name);
             }
             s->ex = ne;
         }
@@ -320,19 +309,20 @@ int glue_parse(glue_split *s, const glue_task *t, const char *buf, size_t len, c
             snprintf(shown, sizeof shown, "%s", f[il]);
             glue_split_free(s);
             if (t->nlabels == 1)
-                return fail(err, errlen, "%s:%d: task %s: label '%s' is not a number", name, lineno,
-                            t->name, shown);
-            return fail(err, errlen, "%s:%d: task %s: unknown label '%s' (expected %s%s%s%s%s)",
-                        name, lineno, t->name, shown, t->labels[0], t->nlabels > 1 ? ", " : "",
-                        t->nlabels > 1 ? t->labels[1] : "", t->nlabels > 2 ? ", " : "",
-                        t->nlabels > 2 ? t->labels[2] : "");
+                return core_errorf(err, errlen, "%s:%d: task %s: label '%s' is not a number", name,
+                                   lineno, t->name, shown);
+            return core_errorf(err, errlen,
+                               "%s:%d: task %s: unknown label '%s' (expected %s%s%s%s%s)", name,
+                               lineno, t->name, shown, t->labels[0], t->nlabels > 1 ? ", " : "",
+                               t->nlabels > 1 ? t->labels[1] : "", t->nlabels > 2 ? ", " : "",
+                               t->nlabels > 2 ? t->labels[2] : "");
         }
         s->n++;
     }
     if (s->n == 0) {
         glue_split_free(s);
-        return fail(err, errlen, "%s: task %s: the split is empty (no example rows)", name,
-                    t->name);
+        return core_errorf(err, errlen, "%s: task %s: the split is empty (no example rows)", name,
+                           t->name);
     }
     return 0;
 }
@@ -344,17 +334,18 @@ int glue_load(glue_split *s, const glue_task *t, const char *data_dir, const cha
     snprintf(dir, sizeof dir, "%s/%s", data_dir, t->dir);
     struct stat st;
     if (stat(data_dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(
+        return core_errorf(
             err, errlen,
             "%s: GLUE data folder not found. Get GLUE in the standard glue_data layout (CoLA/, "
             "SST-2/, MRPC/, ... each with train.tsv and dev.tsv, e.g. from the GLUE "
             "benchmark's download_glue_data.py) and set eval.data_dir to it (docs/eval.md)",
             data_dir);
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return fail(err, errlen, "%s: task folder of %s not found in eval.data_dir", dir, t->name);
+        return core_errorf(err, errlen, "%s: task folder of %s not found in eval.data_dir", dir,
+                           t->name);
     snprintf(path, sizeof path, "%s/%s", dir, file);
     FILE *fp = fopen(path, "rb");
-    if (!fp) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!fp) return core_errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {
@@ -363,7 +354,7 @@ int glue_load(glue_split *s, const glue_task *t, const char *data_dir, const cha
             char *nb = realloc(buf, cap);
             if (!nb) {
                 free(buf), fclose(fp);
-                return fail(err, errlen, "%s: out of memory", path);
+                return core_errorf(err, errlen, "%s: out of memory", path);
             }
             buf = nb;
         }
@@ -375,7 +366,7 @@ int glue_load(glue_split *s, const glue_task *t, const char *data_dir, const cha
     fclose(fp);
     if (bad) {
         free(buf);
-        return fail(err, errlen, "%s: read error", path);
+        return core_errorf(err, errlen, "%s: read error", path);
     }
     int rc = glue_parse(s, t, buf ? buf : "", n, path, err, errlen);
     free(buf);
@@ -400,7 +391,7 @@ int glue_encode(glue_encoded *e, const glue_split *s, const tok_tokenizer *tok, 
     e->target = calloc(s->n, sizeof *e->target);
     if (!e->ids || !e->len || !e->label || !e->target) {
         glue_encoded_free(e);
-        return fail(err, errlen, "%s: out of memory encoding", s->path);
+        return core_errorf(err, errlen, "%s: out of memory encoding", s->path);
     }
     int bad = 0;
 #pragma omp parallel for schedule(dynamic, 64) reduction(| : bad)
@@ -425,7 +416,7 @@ int glue_encode(glue_encoded *e, const glue_split *s, const tok_tokenizer *tok, 
     }
     if (bad) {
         glue_encoded_free(e);
-        return fail(err, errlen, "%s: encoding failed", s->path);
+        return core_errorf(err, errlen, "%s: encoding failed", s->path);
     }
     return 0;
 }

@@ -17,16 +17,6 @@
 #include "eval/eval.h"
 #include "model/safetensors.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static void set_num(cfg_node *map, const char *key, const cfg_node *src, const char *skey) {
     const cfg_node *v = cfg_map_get(src, skey);
     if (v &&
@@ -40,20 +30,21 @@ cfg_node *hf_read_config(const char *dir, char *err, size_t errlen) {
     cfg_error ce = {0};
     cfg_node *j = cfg_load_yaml_file(path, &ce);
     if (!j) {
-        fail(err, errlen, "%s: cannot read the Hugging Face config: %s", path, ce.msg);
+        core_errorf(err, errlen, "%s: cannot read the Hugging Face config: %s", path, ce.msg);
         return NULL;
     }
     if (j->type != CFG_MAP) {
         cfg_free(j);
-        fail(err, errlen, "%s: not a JSON object", path);
+        core_errorf(err, errlen, "%s: not a JSON object", path);
         return NULL;
     }
     const cfg_node *mt = cfg_map_get(j, "model_type");
     if (mt && mt->type == CFG_STR && strcmp(mt->s, "bert") != 0) {
-        fail(err, errlen,
-             "%s: model_type '%s' is not a BERT checkpoint (cram imports the post-LN BERT family "
-             "only)",
-             path, mt->s);
+        core_errorf(
+            err, errlen,
+            "%s: model_type '%s' is not a BERT checkpoint (cram imports the post-LN BERT family "
+            "only)",
+            path, mt->s);
         cfg_free(j);
         return NULL;
     }
@@ -62,7 +53,8 @@ cfg_node *hf_read_config(const char *dir, char *err, size_t errlen) {
         for (int k = 0; k < archs->n; k++) {
             const char *a = archs->items[k]->type == CFG_STR ? archs->items[k]->s : "";
             if (strncmp(a, "Bert", 4) != 0) {
-                fail(err, errlen, "%s: architecture '%s' is not a BERT model class", path, a);
+                core_errorf(err, errlen, "%s: architecture '%s' is not a BERT model class", path,
+                            a);
                 cfg_free(j);
                 return NULL;
             }
@@ -89,7 +81,7 @@ cfg_node *hf_read_config(const char *dir, char *err, size_t errlen) {
         set_num(arch, keys[k], j, keys[k]);
     const cfg_node *v = cfg_map_get(arch, "vocab_size");
     if (!v || v->type != CFG_INT || v->i <= 0) {
-        fail(err, errlen, "%s: vocab_size is missing or not a positive integer", path);
+        core_errorf(err, errlen, "%s: vocab_size is missing or not a positive integer", path);
         cfg_free(j), cfg_free(arch);
         return NULL;
     }
@@ -145,15 +137,16 @@ int hf_load_weights(bert_model *m, const char *path, int *nloaded, int *nmissing
             for (int d = 0; d < p->ndim; d++)
                 snprintf(ps + strlen(ps), sizeof ps - strlen(ps), "%s%lld", d ? "," : "",
                          (long long)p->shape[d]);
-            rc = fail(err, errlen,
-                      "%s: tensor %s has shape [%s] but the model (from its config) needs [%s]: "
-                      "a checkpoint of another size or vocabulary",
-                      path, t->name, ts, ps);
+            rc = core_errorf(
+                err, errlen,
+                "%s: tensor %s has shape [%s] but the model (from its config) needs [%s]: "
+                "a checkpoint of another size or vocabulary",
+                path, t->name, ts, ps);
             break;
         }
         if (st_tensor_to_f32(t, buf, p->numel)) {
-            rc = fail(err, errlen, "%s: tensor %s has dtype %s (need F32, F16 or BF16)", path,
-                      t->name, st_dtype_name(t->dtype));
+            rc = core_errorf(err, errlen, "%s: tensor %s has dtype %s (need F32, F16 or BF16)",
+                             path, t->name, st_dtype_name(t->dtype));
             break;
         }
         bert_param_set(m, k, buf);
@@ -174,7 +167,7 @@ int hf_load_weights(bert_model *m, const char *path, int *nloaded, int *nmissing
     if (nloaded) *nloaded = loaded;
     if (nmissing) *nmissing = missing;
     if (rc == 0 && loaded == 0)
-        return fail(err, errlen, "%s: no tensor matches a parameter of the model", path);
+        return core_errorf(err, errlen, "%s: no tensor matches a parameter of the model", path);
     return rc;
 }
 
@@ -207,11 +200,11 @@ static int export_config_json(const bert_model *m, const tok_tokenizer *tok, con
 int hf_export(const bert_model *m, const tok_tokenizer *tok, const char *dir, char *err,
               size_t errlen) {
     if (m->cfg.kind == BERT_ARCH_SANITY)
-        return fail(err, errlen, "export: the sanity-check model has no BERT layout");
+        return core_errorf(err, errlen, "export: the sanity-check model has no BERT layout");
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return fail(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
+        return core_errorf(err, errlen, "%s: cannot create: %s", dir, strerror(errno));
     float *host = malloc(m->numel * sizeof *host);
-    if (!host) return fail(err, errlen, "export: out of memory");
+    if (!host) return core_errorf(err, errlen, "export: out of memory");
     int n = 0;
     st_write_tensor *t = calloc((size_t)m->nparams * 2 + 4, sizeof *t);
     size_t off = 0;
@@ -235,7 +228,8 @@ int hf_export(const bert_model *m, const tok_tokenizer *tok, const char *dir, ch
     }
     if (tok) {
         char terr[TOK_ERRLEN];
-        if (tok_save(tok, dir, terr) != TOK_OK) return fail(err, errlen, "%s: %s", dir, terr);
+        if (tok_save(tok, dir, terr) != TOK_OK)
+            return core_errorf(err, errlen, "%s: %s", dir, terr);
     }
     return 0;
 }
