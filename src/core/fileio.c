@@ -16,8 +16,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-
-
 /* The rename is only durable once the folder's entry is on disk too. Some filesystems cannot
  * fsync a folder (EINVAL); the rename has still happened there, so that is not an error. */
 static int fsync_parent(const char *path, char *err, size_t errlen) {
@@ -32,7 +30,8 @@ static int fsync_parent(const char *path, char *err, size_t errlen) {
         *slash = '\0';
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return core_errorf(err, errlen, "cannot open folder %s to sync it: %s", dir, strerror(errno));
+        return core_errorf(err, errlen, "cannot open folder %s to sync it: %s", dir,
+                           strerror(errno));
     int rc = fsync(fd);
     int e = errno;
     close(fd);
@@ -47,7 +46,8 @@ int core_atomic_open(core_atomic_file *f, const char *path, char *err, size_t er
     f->tmp[0] = '\0';
     size_t len = strlen(path);
     if (len == 0 || len >= sizeof f->path)
-        return core_errorf(err, errlen, "bad path for atomic write (empty or too long): \"%.64s\"", path);
+        return core_errorf(err, errlen, "bad path for atomic write (empty or too long): \"%.64s\"",
+                           path);
     memcpy(f->path, path, len + 1);
     snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
@@ -55,9 +55,9 @@ int core_atomic_open(core_atomic_file *f, const char *path, char *err, size_t er
         int e = errno;
         f->tmp[0] = '\0';
         return core_errorf(err, errlen,
-                    "cannot create %s.tmp.*: %s (does the folder exist and is it "
-                    "writable?)",
-                    path, strerror(e));
+                           "cannot create %s.tmp.*: %s (does the folder exist and is it "
+                           "writable?)",
+                           path, strerror(e));
     }
     f->fp = fdopen(fd, "wb");
     if (!f->fp) {
@@ -78,7 +78,8 @@ void core_atomic_abort(core_atomic_file *f) {
 }
 
 int core_atomic_commit(core_atomic_file *f, char *err, size_t errlen) {
-    if (!f->fp) return core_errorf(err, errlen, "atomic commit of %s: the file is not open", f->path);
+    if (!f->fp)
+        return core_errorf(err, errlen, "atomic commit of %s: the file is not open", f->path);
     /* fflush and fclose report write errors (a full disk) that earlier fwrites buffered away. */
     if (fflush(f->fp) != 0 || ferror(f->fp)) {
         int e = errno;
@@ -101,7 +102,7 @@ int core_atomic_commit(core_atomic_file *f, char *err, size_t errlen) {
         int e = errno;
         core_atomic_abort(f);
         return core_errorf(err, errlen, "cannot rename the temporary file onto %s: %s", f->path,
-                    strerror(e));
+                           strerror(e));
     }
     f->tmp[0] = '\0';
     return fsync_parent(f->path, err, errlen);
@@ -136,8 +137,8 @@ int core_mkdir_p(const char *path, char *err, size_t errlen) {
             if (e != EEXIST)
                 return core_errorf(err, errlen, "cannot create folder %s: %s", buf, strerror(e));
             if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-                return core_errorf(err, errlen, "cannot create folder %s: a file of that name exists",
-                            buf);
+                return core_errorf(err, errlen,
+                                   "cannot create folder %s: a file of that name exists", buf);
         }
         buf[i] = saved;
     }
@@ -209,8 +210,8 @@ int core_mmap_open(core_mmap *m, const char *path, char *err, size_t errlen) {
     int e = errno;
     close(fd); /* the mapping keeps the file alive */
     if (p == MAP_FAILED)
-        return core_errorf(err, errlen, "cannot map %s (%lld bytes): %s", path, (long long)st.st_size,
-                    strerror(e));
+        return core_errorf(err, errlen, "cannot map %s (%lld bytes): %s", path,
+                           (long long)st.st_size, strerror(e));
     m->ptr = p;
     m->size = (size_t)st.st_size;
     return 0;

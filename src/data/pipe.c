@@ -38,7 +38,6 @@
 #define PIPE_SEED_DOCS 89u
 #define PIPE_SEED_ROWS 233u
 
-
 static double peak_mb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -96,7 +95,7 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     o->topt.threads = threads;
     if (o->topt.vocab_size < 16 || o->S < 2) {
         core_errorf(err, errlen, "data.vocab_size (%d) and data.seq_length (%d) are too small",
-             o->topt.vocab_size, o->S);
+                    o->topt.vocab_size, o->S);
         return -1;
     }
     o->max_docs = cap_of(num_or(d, "max_entries_in_raw_dataset", 1e19));
@@ -106,7 +105,8 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     if (rt && rt->type == CFG_BOOL) o->trash = rt->b;
     if (rt && rt->type == CFG_STR) {
         if (strcmp(rt->s, "self") != 0) {
-            core_errorf(err, errlen, "data.remove_trash must be True, False or self, not '%s'", rt->s);
+            core_errorf(err, errlen, "data.remove_trash must be True, False or self, not '%s'",
+                        rt->s);
             return -1;
         }
         o->trash = 1;
@@ -115,7 +115,8 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     o->dedup = bool_or(d, "deduplicate_entries", false);
     o->remove_ws = bool_or(d, "remove_whitespaces", false);
     if (bool_or(d, "named_entity_simplification", false)) {
-        core_errorf(err, errlen, "data.named_entity_simplification needs spaCy and is not supported");
+        core_errorf(err, errlen,
+                    "data.named_entity_simplification needs spaCy and is not supported");
         return -1;
     }
     cfg_node *ord = cfg_map_get(d, "ordering");
@@ -130,9 +131,9 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
         o->order = ORDER_NONE;
     else {
         core_errorf(err, errlen,
-             "data.ordering '%s' is not supported (randomized, sentence-length-curriculum, "
-             "fragment-curriculum, none)",
-             os);
+                    "data.ordering '%s' is not supported (randomized, sentence-length-curriculum, "
+                    "fragment-curriculum, none)",
+                    os);
         return -1;
     }
     return 0;
@@ -405,7 +406,8 @@ static int shuffle_bucket(shuf_ctx *c, uint8_t *buf, size_t n, int depth, char *
         uint32_t len;
         memcpy(&len, buf + off[i], 4);
         if (fwrite(buf + off[i], 1, 4 + (size_t)len, c->out) != 4 + (size_t)len) {
-            core_errorf(err, errlen, "writing the shuffled documents: %s (disk full?)", strerror(errno));
+            core_errorf(err, errlen, "writing the shuffled documents: %s (disk full?)",
+                        strerror(errno));
             rc = -1;
             break;
         }
@@ -879,8 +881,9 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
     if (buckets_open(&db, o.tmp, "docs", nbuckets_for(est), err, errlen) != 0) goto done;
     if (pass_read(&l, &o, &db, st, err, errlen) != 0) goto done;
     if (st->documents_read == 0) {
-        core_errorf(err, errlen, "the corpus is empty: the sources hold no documents (%lld bytes read)",
-             (long long)st->bytes_read);
+        core_errorf(err, errlen,
+                    "the corpus is empty: the sources hold no documents (%lld bytes read)",
+                    (long long)st->bytes_read);
         goto done;
     }
     /* B */
@@ -923,8 +926,9 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
         core_log_info("trash removal (cutoff %.2f tokens per character): %lld documents dropped",
                       o.trash_cutoff, (long long)st->documents_trash);
         if (st->documents == 0) {
-            core_errorf(err, errlen, "trash removal dropped every document (data.trash_cutoff %.2f)",
-                 o.trash_cutoff);
+            core_errorf(err, errlen,
+                        "trash removal dropped every document (data.trash_cutoff %.2f)",
+                        o.trash_cutoff);
             goto done;
         }
         fflush(clean);
@@ -935,9 +939,9 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
     }
     if (tok_vocab_size(tok) != o.topt.vocab_size) {
         core_errorf(err, errlen,
-             "the tokenizer reached %d entries, not data.vocab_size = %d (corpus too "
-             "small for this vocabulary?)",
-             tok_vocab_size(tok), o.topt.vocab_size);
+                    "the tokenizer reached %d entries, not data.vocab_size = %d (corpus too "
+                    "small for this vocabulary?)",
+                    tok_vocab_size(tok), o.topt.vocab_size);
         goto done;
     }
     /* D */
@@ -966,7 +970,8 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
         if (tok_encode(tok, ".", 1, false, &e, te) == TOK_OK && e.n > 0) pc.key_id = e.ids[0];
         tok_encoding_free(&e);
         if (pc.key_id < 0) {
-            core_errorf(err, errlen, "sentence-length-curriculum: the tokenizer has no id for \".\"");
+            core_errorf(err, errlen,
+                        "sentence-length-curriculum: the tokenizer has no id for \".\"");
             free(pc.rowbuf);
             goto done;
         }
@@ -981,9 +986,9 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
                   core_now() - t_enc, peak_mb());
     if (st->rows_packed <= o.valid_rows) {
         core_errorf(err, errlen,
-             "the corpus packs into only %lld rows of %d tokens, not more than "
-             "data.validation_seqs = %lld: add text or lower data.validation_seqs",
-             (long long)st->rows_packed, o.S, (long long)o.valid_rows);
+                    "the corpus packs into only %lld rows of %d tokens, not more than "
+                    "data.validation_seqs = %lld: add text or lower data.validation_seqs",
+                    (long long)st->rows_packed, o.S, (long long)o.valid_rows);
         goto done;
     }
     vw_open = false;
@@ -1096,10 +1101,11 @@ int data_prepare(store *s, const cfg_node *cfg, store_verify v, char *err, size_
     if (stat(dir, &stt) == 0) return store_open(s, dir, v, err, errlen);
     cfg_node *fb = cfg_get(cfg, "impl.forbid_dataset_preprocessing");
     if (fb && fb->type == CFG_BOOL && fb->b) {
-        core_errorf(err, errlen,
-             "no token store at %s and impl.forbid_dataset_preprocessing is set: build it first "
-             "(cram data with the same data settings)",
-             dir);
+        core_errorf(
+            err, errlen,
+            "no token store at %s and impl.forbid_dataset_preprocessing is set: build it first "
+            "(cram data with the same data settings)",
+            dir);
         return -1;
     }
     remove_stale_builds(dir);

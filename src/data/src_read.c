@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
-
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && strcmp(s + n - k, suffix) == 0;
@@ -161,9 +160,9 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
     const char *provider = node_str(s, "provider");
     if (provider && strcmp(provider, "local") != 0) {
         core_errorf(err, errlen,
-             "data source '%s' has provider '%s': cram reads local files only (no network); "
-             "give it `provider: local` and a `path` to your copy of the data",
-             name, provider);
+                    "data source '%s' has provider '%s': cram reads local files only (no network); "
+                    "give it `provider: local` and a `path` to your copy of the data",
+                    name, provider);
         return -1;
     }
     src_format fmt = SRC_TEXT;
@@ -175,7 +174,8 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
         else if (strcmp(f, "jsonl") == 0 || strcmp(f, "json") == 0)
             fmt = SRC_JSONL;
         else {
-            core_errorf(err, errlen, "data source '%s': unknown format '%s' (text or jsonl)", name, f);
+            core_errorf(err, errlen, "data source '%s': unknown format '%s' (text or jsonl)", name,
+                        f);
             return -1;
         }
     }
@@ -189,15 +189,17 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
         else if (strcmp(docs, "file") == 0)
             dm = SRC_DOC_FILE;
         else {
-            core_errorf(err, errlen, "data source '%s': unknown documents '%s' (blank-line, line or file)",
-                 name, docs);
+            core_errorf(err, errlen,
+                        "data source '%s': unknown documents '%s' (blank-line, line or file)", name,
+                        docs);
             return -1;
         }
     }
     const char *field = node_str(s, "text_field");
     cfg_node *filter = cfg_map_get(s, "filter");
     if (filter && filter->type != CFG_NULL) {
-        core_errorf(err, errlen, "data source '%s': `filter` on meta fields is not supported yet", name);
+        core_errorf(err, errlen, "data source '%s': `filter` on meta fields is not supported yet",
+                    name);
         return -1;
     }
     /* the patterns: `path` (one string) or `files` (a list, or one string) */
@@ -211,7 +213,8 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
             if (files->items[k]->type == CFG_STR) strvec_push(&pats, files->items[k]->s);
     int rc = 0;
     if (pats.n == 0) {
-        core_errorf(err, errlen, "data source '%s' names no files: give it `path` or `files`", name);
+        core_errorf(err, errlen, "data source '%s' names no files: give it `path` or `files`",
+                    name);
         rc = -1;
     }
     int first = l->n;
@@ -225,9 +228,9 @@ static int add_source(src_list *l, const char *name, const cfg_node *s, const ch
         char e2[DATA_ERRLEN];
         if (src_list_add(l, name, full, fmt, dm, field, e2, sizeof e2) != 0) {
             core_errorf(err, errlen,
-                 "data source '%s': %s (relative paths are resolved against impl.path = %s; "
-                 "scripts/fetch-corpus writes the local corpora)",
-                 name, e2, root);
+                        "data source '%s': %s (relative paths are resolved against impl.path = %s; "
+                        "scripts/fetch-corpus writes the local corpora)",
+                        name, e2, root);
             rc = -1;
         }
     }
@@ -326,7 +329,8 @@ static long bs_read(bstream *b, void *buf, size_t n, const char *path, char *err
         size_t r = ZSTD_decompressStream(b->z, &out, &in);
         b->in_pos = in.pos;
         if (ZSTD_isError(r)) {
-            core_errorf(err, errlen, "%s: zstd: %s (is the file complete?)", path, ZSTD_getErrorName(r));
+            core_errorf(err, errlen, "%s: zstd: %s (is the file complete?)", path,
+                        ZSTD_getErrorName(r));
             return -1;
         }
     }
@@ -447,7 +451,7 @@ static int json_doc(src_reader *r, const src_spec *s, char *err, size_t errlen) 
     cJSON *t = cJSON_GetObjectItemCaseSensitive(j, s->text_field);
     if (!cJSON_IsString(t)) {
         core_errorf(err, errlen, "%s:%lld: the record has no string field '%s' (set text_field)",
-             cur_path(r), (long long)r->line_no, s->text_field);
+                    cur_path(r), (long long)r->line_no, s->text_field);
         cJSON_Delete(j);
         return -1;
     }

@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 /* ---- checksum ----------------------------------------------------------------------------- */
 /* FNV-style multiply-xor over 64-bit little-endian words: each step is a bijection of the state,
  * so changing any single word always changes the chunk hash. ~8x faster than byte-wise FNV. */
@@ -138,7 +137,8 @@ int store_writer_open(store_writer *w, const char *path, int32_t vocab_size, int
                       char *err, size_t errlen) {
     memset(w, 0, sizeof *w);
     if (vocab_size <= 0 || row_len <= 0) {
-        core_errorf(err, errlen, "%s: bad shape (vocab %d, row length %d)", path, vocab_size, row_len);
+        core_errorf(err, errlen, "%s: bad shape (vocab %d, row length %d)", path, vocab_size,
+                    row_len);
         return -1;
     }
     if (core_atomic_open(&w->f, path, err, errlen) != 0) return -1;
@@ -229,7 +229,7 @@ int store_rows_open(store_rows *r, const char *path, store_verify v, char *err, 
     const uint8_t *h = r->map.ptr;
     if (r->map.size < STORE_HEADER_BYTES) {
         core_errorf(err, errlen, "%s is truncated (%zu bytes, shorter than its header)", path,
-             r->map.size);
+                    r->map.size);
         goto fail;
     }
     if (memcmp(h, STORE_MAGIC, 8) != 0) {
@@ -242,8 +242,8 @@ int store_rows_open(store_rows *r, const char *path, store_verify v, char *err, 
     }
     uint32_t version = get_u32(h + 8);
     if (version != STORE_VERSION) {
-        core_errorf(err, errlen, "%s has format version %u; this cram reads version %u", path, version,
-             STORE_VERSION);
+        core_errorf(err, errlen, "%s has format version %u; this cram reads version %u", path,
+                    version, STORE_VERSION);
         goto fail;
     }
     r->dtype_bytes = (int)get_u32(h + 12);
@@ -253,21 +253,21 @@ int store_rows_open(store_rows *r, const char *path, store_verify v, char *err, 
     r->checksum = get_u64(h + 32);
     if ((r->dtype_bytes != 2 && r->dtype_bytes != 4) || r->row_len <= 0 || r->vocab_size <= 0 ||
         r->row_count < 0 || (r->dtype_bytes == 2 && r->vocab_size > 65536)) {
-        core_errorf(err, errlen, "%s has an invalid header (dtype %d, vocab %d, row length %d)", path,
-             r->dtype_bytes, r->vocab_size, r->row_len);
+        core_errorf(err, errlen, "%s has an invalid header (dtype %d, vocab %d, row length %d)",
+                    path, r->dtype_bytes, r->vocab_size, r->row_len);
         goto fail;
     }
     uint64_t row_bytes = (uint64_t)r->row_len * (uint64_t)r->dtype_bytes;
     if (r->row_len > (1 << 24) || (uint64_t)r->row_count > (r->map.size / row_bytes) + 1) {
         core_errorf(err, errlen, "%s is truncated: the header promises %lld rows of %d ids", path,
-             (long long)r->row_count, r->row_len);
+                    (long long)r->row_count, r->row_len);
         goto fail;
     }
     uint64_t payload = (uint64_t)r->row_count * row_bytes;
     if (r->map.size - STORE_HEADER_BYTES != payload) {
         core_errorf(err, errlen, "%s is %s: %zu bytes of rows, the header promises %llu", path,
-             r->map.size - STORE_HEADER_BYTES < payload ? "truncated" : "too long",
-             r->map.size - STORE_HEADER_BYTES, (unsigned long long)payload);
+                    r->map.size - STORE_HEADER_BYTES < payload ? "truncated" : "too long",
+                    r->map.size - STORE_HEADER_BYTES, (unsigned long long)payload);
         goto fail;
     }
     r->payload = h + STORE_HEADER_BYTES;
@@ -371,7 +371,8 @@ int store_open(store *s, const char *dir, store_verify v, char *err, size_t errl
     char *meta = NULL;
     size_t n = 0;
     if (core_read_file(p, &meta, &n, e2, sizeof e2) != 0) {
-        core_errorf(err, errlen, "token store %s is incomplete or unreadable: %s" REBUILD_HINT, dir, e2);
+        core_errorf(err, errlen, "token store %s is incomplete or unreadable: %s" REBUILD_HINT, dir,
+                    e2);
         return -1;
     }
     cJSON *j = cJSON_ParseWithLength(meta, n);
@@ -383,9 +384,10 @@ int store_open(store *s, const char *dir, store_verify v, char *err, size_t errl
         return -1;
     }
     if ((int)ver->valuedouble != STORE_VERSION) {
-        core_errorf(err, errlen,
-             "token store %s was written by another cram (store version %d, not %d)" REBUILD_HINT,
-             dir, (int)ver->valuedouble, STORE_VERSION);
+        core_errorf(
+            err, errlen,
+            "token store %s was written by another cram (store version %d, not %d)" REBUILD_HINT,
+            dir, (int)ver->valuedouble, STORE_VERSION);
         cJSON_Delete(j);
         return -1;
     }
