@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 
 /* Paths are bounded buffers; a truncated one fails to open with a message that shows it. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #include "core/core.h"
 #include "eval/eval.h"

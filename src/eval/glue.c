@@ -11,7 +11,9 @@
 
 /* Paths and messages are bounded buffers; a truncated path fails later with a message that
  * shows it, so the compiler's truncation warnings add nothing here. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #include "core/core.h"
 #include "eval/eval.h"
