@@ -56,8 +56,11 @@ static void check_axpy(size_t n, float a) {
 static void test_axpy(void **state) {
     (void)state;
     check_axpy(1, 2.0f);
+    check_axpy(3, 1.5f); // only the trailing scalar path
     check_axpy(1000, -0.5f);
-    check_axpy((size_t)1 << 24, 0.37f); // more elements than one grid covers: the stride loop
+    check_axpy(1003, -0.25f);                   // float4 body and a 3-element tail
+    check_axpy((size_t)1 << 24, 0.37f);         // many blocks
+    check_axpy(((size_t)1 << 26) + 4003, 0.5f); // more float4s than the capped grid (2^16 blocks)
 }
 
 int main(void) {
