@@ -4,34 +4,8 @@
 # Usage: tests/cli_config.sh path/to/cram   (run from the repository root)
 set -u
 
-CRAM=${1:?usage: $0 path/to/cram}
-if [ ! -x "$CRAM" ]; then
-    echo "cram binary not found: $CRAM" >&2
-    exit 77
-fi
-export CRAM_CONFIG_PATH="$PWD/configs"
+. "$(dirname "$0")/lib_cli.sh"
 FIX="$PWD/tests/fixtures/config"
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# run NAME EXPECTED_RC ARGS...: runs cram, keeps stdout/stderr in $tmp/NAME.{out,err}
-run() {
-    local name=$1 want=$2
-    shift 2
-    "$CRAM" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
-    local rc=$?
-    if [ "$rc" -ne "$want" ]; then
-        fail "$name: cram $* exited $rc, expected $want"
-        sed 's/^/    stderr: /' "$tmp/$name.err" | head -5 >&2
-    fi
-}
 
 # has NAME out|err PATTERN (grep -E, whole line unless the pattern says otherwise)
 has() {
@@ -151,9 +125,4 @@ has confighelp out 'usage: cram config pretrain\|eval'
 
 run none 2
 
-if [ "$failures" -ne 0 ]; then
-    echo "$failures check(s) failed" >&2
-    exit 1
-fi
-echo "cli_config: all checks passed"
-exit 0
+finish

@@ -5,29 +5,7 @@
 # Usage: tests/cli_data.sh path/to/cram   (run from the repository root)
 set -u
 
-CRAM=${1:?usage: $0 path/to/cram}
-case $CRAM in /*) ;; *) CRAM="$PWD/$CRAM" ;; esac
-if [ ! -x "$CRAM" ]; then
-    echo "cram binary not found: $CRAM" >&2
-    exit 77
-fi
-export CRAM_CONFIG_PATH="$PWD/configs"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-# run NAME EXPECTED_RC ARGS...: runs cram in $tmp, keeps stdout/stderr in $tmp/NAME.{out,err}
-run() {
-    local name=$1 want=$2
-    shift 2
-    (cd "$tmp" && "$CRAM" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err")
-    local rc=$?
-    [ "$rc" -eq "$want" ] || fail "$name: exit $rc, wanted $want: $(cat "$tmp/$name.err")"
-}
-has() { grep -q -- "$2" "$tmp/$1.out" "$tmp/$1.err" || fail "$1: no '$2' in the output"; }
+. "$(dirname "$0")/lib_cli.sh"
 
 ARGS=(data=kjv data.vocab_size=200 data.validation_seqs=8)
 
@@ -65,8 +43,4 @@ has corrupt "corrupted"
 has corrupt "delete the folder"
 has corrupt "$(basename "$store")"
 
-if [ "$failures" -ne 0 ]; then
-    echo "$failures failure(s)" >&2
-    exit 1
-fi
-echo "cli_data: all checks passed"
+finish

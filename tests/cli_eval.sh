@@ -8,29 +8,8 @@
 # Usage: tests/cli_eval.sh path/to/cram   (run from the repository root)
 set -u
 
-CRAM=${1:?usage: $0 path/to/cram}
-case $CRAM in /*) ;; *) CRAM="$PWD/$CRAM" ;; esac
-if [ ! -x "$CRAM" ]; then
-    echo "cram binary not found: $CRAM" >&2
-    exit 77
-fi
-export CRAM_CONFIG_PATH="$PWD/configs"
+. "$(dirname "$0")/lib_cli.sh"
 FIX="$PWD/tests/fixtures/eval"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-run() {
-    local name=$1 want=$2
-    shift 2
-    (cd "$tmp" && "$CRAM" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err")
-    local rc=$?
-    [ "$rc" -eq "$want" ] || fail "$name: exit $rc, wanted $want: $(tail -3 "$tmp/$name.err" "$tmp/$name.out")"
-}
-has() { grep -q -- "$2" "$tmp/$1.out" "$tmp/$1.err" || fail "$1: no '$2' in the output"; }
 
 common=(eval.checkpoint="hf:$FIX/tiny_bert" impl.microbatch_size=8 eval.epochs=2 seed=3 impl.threads=1)
 
@@ -108,5 +87,4 @@ if [ -x "$PY" ] && "$PY" -c "import torch, safetensors" 2>/dev/null; then
     "$PY" scripts/crammed_bert_torch.py "$tmp/exported_cr" "$tmp/logits_cr.safetensors" || fail "crammed export round trip"
 fi
 
-[ "$failures" -eq 0 ] && echo "cli_eval: all checks passed"
-exit $((failures > 0))
+finish

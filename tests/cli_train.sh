@@ -6,31 +6,9 @@
 # Usage: tests/cli_train.sh path/to/cram   (run from the repository root)
 set -u
 
-CRAM=${1:?usage: $0 path/to/cram}
-case $CRAM in /*) ;; *) CRAM="$PWD/$CRAM" ;; esac
-if [ ! -x "$CRAM" ]; then
-    echo "cram binary not found: $CRAM" >&2
-    exit 77
-fi
-export CRAM_CONFIG_PATH="$PWD/configs"
+. "$(dirname "$0")/lib_cli.sh"
 export CRAM_PEAK_GFLOPS=100 # no matmul measurement at start-up
 corpus="$PWD/tests/fixtures/tok/corpus.txt.zst"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-# run NAME EXPECTED_RC ARGS...: runs cram in $tmp, keeps stdout/stderr in $tmp/NAME.{out,err}
-run() {
-    local name=$1 want=$2
-    shift 2
-    (cd "$tmp" && "$CRAM" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err")
-    local rc=$?
-    [ "$rc" -eq "$want" ] || fail "$name: exit $rc, wanted $want: $(tail -3 "$tmp/$name.err")"
-}
-has() { grep -q -- "$2" "$tmp/$1.out" "$tmp/$1.err" || fail "$1: no '$2' in the output"; }
 
 ARGS=(data=kjv data.vocab_size=2000 data.validation_seqs=64 "data.sources.kjv.path=$corpus"
       arch=crammed-bert arch.num_transformer_layers=2 arch.hidden_size=64 arch.intermed_size=256
@@ -96,8 +74,4 @@ else
     fail "sig: no step in the signal message"
 fi
 
-if [ "$failures" -ne 0 ]; then
-    echo "$failures failure(s)" >&2
-    exit 1
-fi
-echo "cli_train: all passed"
+finish
