@@ -33,6 +33,13 @@ has inspect "_"
 run inspect_valid 0 data inspect split=valid row=1 "${ARGS[@]}"
 has inspect_valid "valid row 1 of 8"
 run inspect_range 2 data inspect row=99999 "${ARGS[@]}"
+# the tokenizer a store build trains, trained alone from the same data config
+run tok 0 tokenizer train "${ARGS[@]}" out="$tmp/tok"
+has tok "tokenizer: 200 tokens"
+[ -f "$tmp/tok/tokenizer.json" ] || fail "tok: no tokenizer.json"
+run tok_noout 2 tokenizer train "${ARGS[@]}"
+run enc 0 tokenizer encode tokenizer="$tmp/tok" text="and the words went on"
+has enc "ids:"
 run forbid 1 data "${ARGS[@]}" data.seq_length=64 impl.forbid_dataset_preprocessing=True
 has forbid "forbid_dataset_preprocessing"
 

@@ -420,56 +420,75 @@ static int shuffle_bucket(shuf_ctx *c, uint8_t *buf, size_t n, int depth, char *
 }
 
 /* ---- pass C: tokenizer training (and trash removal) -------------------------------------- */
-/* The first documents of f, up to PIPE_TOK_TRAIN_BYTES of text, in one arena. */
+/* Documents held for tokenizer training: one arena of at most PIPE_TOK_TRAIN_BYTES of text
+ * (a first document larger than that is still taken). */
+typedef struct {
+    char *arena;
+    size_t used, cap, n, dcap;
+    size_t *offs, *lens;
+} tok_docs;
+
+/* Adds a document; false (nothing added) once the text would pass the cap. */
+static bool tok_docs_add(tok_docs *d, const char *doc, size_t n) {
+    if (d->used + n > PIPE_TOK_TRAIN_BYTES && d->n > 0) return false;
+    if (d->used + n + 1 > d->cap) {
+        d->cap = (d->used + n + 1) * 2;
+        if (d->cap > PIPE_TOK_TRAIN_BYTES + n + 1) d->cap = PIPE_TOK_TRAIN_BYTES + n + 1;
+        d->arena = xrealloc(d->arena, d->cap);
+    }
+    if (d->n == d->dcap) {
+        d->dcap = d->dcap ? 2 * d->dcap : 4096;
+        d->offs = xrealloc(d->offs, d->dcap * sizeof *d->offs);
+        d->lens = xrealloc(d->lens, d->dcap * sizeof *d->lens);
+    }
+    memcpy(d->arena + d->used, doc, n);
+    d->offs[d->n] = d->used;
+    d->lens[d->n++] = n;
+    d->used += n;
+    return true;
+}
+
+static void tok_docs_free(tok_docs *d) {
+    free(d->arena), free(d->offs), free(d->lens);
+    memset(d, 0, sizeof *d);
+}
+
+/* Trains on the gathered documents, then frees them. */
+static int tok_docs_train(tok_tokenizer **out, const tok_options *o, tok_docs *d, char *err,
+                          size_t errlen) {
+    const char **docs = xmalloc((d->n ? d->n : 1) * sizeof *docs);
+    for (size_t i = 0; i < d->n; i++)
+        docs[i] = d->arena + d->offs[i];
+    core_log_info("training the %s tokenizer (vocab %d) on %zu documents, %.1f MB", o->tokenizer,
+                  o->vocab_size, d->n, (double)d->used / 1e6);
+    double t0 = core_now();
+    char te[TOK_ERRLEN] = "";
+    int trc = tok_train(out, o, docs, d->lens, d->n, te);
+    free(docs);
+    tok_docs_free(d);
+    if (trc != TOK_OK) return core_errorf(err, errlen, "tokenizer training failed: %s", te);
+    core_log_info("tokenizer trained in %.1f s (peak RSS so far %.0f MB)", core_now() - t0,
+                  peak_mb());
+    return 0;
+}
+
+/* The first documents of f (the shuffled corpus), up to the cap. */
 static int train_tokenizer(tok_tokenizer **out, const pipe_opts *o, FILE *f, data_stats *st,
                            char *err, size_t errlen) {
     rewind(f);
     docfile d = {f, NULL, 0};
-    char *arena = NULL;
-    size_t used = 0, cap = 0, nd = 0, dcap = 0;
-    size_t *offs = NULL, *lens = NULL;
+    tok_docs td = {0};
     size_t n;
     int rc;
-    while ((rc = docfile_next(&d, &n)) == 1) {
-        if (used + n > PIPE_TOK_TRAIN_BYTES && nd > 0) break;
-        if (used + n + 1 > cap) {
-            cap = (used + n + 1) * 2;
-            if (cap > PIPE_TOK_TRAIN_BYTES + n + 1) cap = PIPE_TOK_TRAIN_BYTES + n + 1;
-            arena = xrealloc(arena, cap);
-        }
-        if (nd == dcap) {
-            dcap = dcap ? 2 * dcap : 4096;
-            offs = xrealloc(offs, dcap * sizeof *offs);
-            lens = xrealloc(lens, dcap * sizeof *lens);
-        }
-        memcpy(arena + used, d.buf, n);
-        offs[nd] = used;
-        lens[nd++] = n;
-        used += n;
-    }
+    while ((rc = docfile_next(&d, &n)) == 1)
+        if (!tok_docs_add(&td, d.buf, n)) break;
     free(d.buf);
     if (rc < 0) {
-        core_errorf(err, errlen, "reading back the shuffled documents failed");
-        free(arena), free(offs), free(lens);
-        return -1;
+        tok_docs_free(&td);
+        return core_errorf(err, errlen, "reading back the shuffled documents failed");
     }
-    const char **docs = xmalloc((nd ? nd : 1) * sizeof *docs);
-    for (size_t i = 0; i < nd; i++)
-        docs[i] = arena + offs[i];
-    core_log_info("training the %s tokenizer (vocab %d) on %zu documents, %.1f MB",
-                  o->topt.tokenizer, o->topt.vocab_size, nd, (double)used / 1e6);
-    double t0 = core_now();
-    char te[TOK_ERRLEN] = "";
-    int trc = tok_train(out, &o->topt, docs, lens, nd, te);
-    free(docs), free(arena), free(offs), free(lens);
-    if (trc != TOK_OK) {
-        core_errorf(err, errlen, "tokenizer training failed: %s", te);
-        return -1;
-    }
-    core_log_info("tokenizer trained in %.1f s (peak RSS so far %.0f MB)", core_now() - t0,
-                  peak_mb());
-    st->tok_train_bytes = (int64_t)used;
-    return 0;
+    st->tok_train_bytes = (int64_t)td.used;
+    return tok_docs_train(out, &o->topt, &td, err, errlen);
 }
 
 /* A chunk of documents read from a docfile: documents until PIPE_CHUNK_BYTES of text (or the
@@ -804,50 +823,22 @@ int pipe_train_tokenizer(tok_tokenizer **out, const cfg_node *data, const char *
         src_list_free(&l);
         return -1;
     }
-    // The sources in their own order (no shuffle: nothing else is built), up to the same cap
-    // on text in memory as a store build.
-    char *arena = NULL;
-    size_t used = 0, cap = 0, nd = 0, dcap = 0;
-    size_t *offs = NULL, *lens = NULL;
+    // The sources in their own order (nothing else is built, so no shuffle), up to the same
+    // cap on text in memory as a store build.
+    tok_docs td = {0};
     const char *doc;
     size_t n;
     int rc;
-    while ((rc = src_reader_next(r, &doc, &n, err, errlen)) == 1) {
-        if ((int64_t)nd >= o.max_docs || (used + n > PIPE_TOK_TRAIN_BYTES && nd > 0)) break;
-        if (used + n > cap) {
-            cap = (used + n) * 2;
-            arena = xrealloc(arena, cap);
-        }
-        if (nd == dcap) {
-            dcap = dcap ? 2 * dcap : 4096;
-            offs = xrealloc(offs, dcap * sizeof *offs);
-            lens = xrealloc(lens, dcap * sizeof *lens);
-        }
-        memcpy(arena + used, doc, n);
-        offs[nd] = used;
-        lens[nd++] = n;
-        used += n;
-    }
+    while ((rc = src_reader_next(r, &doc, &n, err, errlen)) == 1)
+        if ((int64_t)td.n >= o.max_docs || !tok_docs_add(&td, doc, n)) break;
     src_reader_close(r);
     src_list_free(&l);
-    if (rc < 0 || nd == 0) {
-        if (rc >= 0) core_errorf(err, errlen, "the data config's sources hold no documents");
-        free(arena), free(offs), free(lens);
-        return -1;
+    if (rc < 0 || td.n == 0) {
+        tok_docs_free(&td);
+        return rc < 0 ? -1
+                      : core_errorf(err, errlen, "the data config's sources hold no documents");
     }
-    const char **docs = xmalloc(nd * sizeof *docs);
-    for (size_t i = 0; i < nd; i++)
-        docs[i] = arena + offs[i];
-    core_log_info("training the %s tokenizer (vocab %d) on %zu documents, %.1f MB",
-                  o.topt.tokenizer, o.topt.vocab_size, nd, (double)used / 1e6);
-    char te[TOK_ERRLEN] = "";
-    int trc = tok_train(out, &o.topt, docs, lens, nd, te);
-    free(docs), free(arena), free(offs), free(lens);
-    if (trc != TOK_OK) {
-        core_errorf(err, errlen, "tokenizer training failed: %s", te);
-        return -1;
-    }
-    return 0;
+    return tok_docs_train(out, &o.topt, &td, err, errlen);
 }
 
 int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int threads,
