@@ -6,7 +6,8 @@
 # usage: bench/glue_vs_hf.sh [TASKS=rte,mrpc,stsb,cola] [EPOCHS=5] [SEED=1]
 # env:   CRAM (binary, default build/cram), GLUE_DIR (default ../shared/glue),
 #        MODEL (default data/hf/all-MiniLM-L6-v2), PY (python with torch+transformers+sklearn,
-#        default data/venv-eval/bin/python), THREADS (default 2)
+#        default data/venv-eval/bin/python), THREADS (default 2), PARALLEL=1 runs the peer at the
+#        same time as cram (give each THREADS=1 on a 2-core machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TASKS=${1:-rte,mrpc,stsb,cola}
@@ -23,13 +24,22 @@ mkdir -p "$OUT"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u)"
 tasks_yaml=$(echo "$TASKS" | tr ',' '\n')
 : >"$OUT/cram.txt"
+peer() {
+  /usr/bin/time -f "[hf] wall %e s" "$PY" bench/glue_hf_peer.py "$MODEL" "$GLUE_DIR" "$TASKS" "$EPOCHS" "$SEED" "$THREADS" \
+    >"$OUT/hf.txt" 2>&1
+}
+peer_pid=
+if [ "${PARALLEL:-0}" = 1 ]; then
+  peer &
+  peer_pid=$!
+fi
 for t in $tasks_yaml; do
   /usr/bin/time -f "[cram] $t wall %e s" "$CRAM" eval eval/tasks="$t" eval.checkpoint="hf:$MODEL" \
     eval.data_dir="$GLUE_DIR" eval.epochs="$EPOCHS" impl.microbatch_size=16 impl.threads="$THREADS" \
     seed="$SEED" base_dir="$OUT/runs" 2>&1 | tee -a "$OUT/cram.txt" | grep -E "Validation|Finetuning|wall|Train loss"
 done
-/usr/bin/time -f "[hf] wall %e s" "$PY" bench/glue_hf_peer.py "$MODEL" "$GLUE_DIR" "$TASKS" "$EPOCHS" "$SEED" "$THREADS" \
-  2>&1 | tee "$OUT/hf.txt" | grep -E "^\[hf\]"
+if [ -n "$peer_pid" ]; then wait "$peer_pid"; else peer; fi
+grep -E "^\[hf\]" "$OUT/hf.txt"
 echo
 echo "task   metric                  cram      transformers   (last epoch of $EPOCHS, seed $SEED)"
 for t in $tasks_yaml; do

@@ -489,6 +489,59 @@ static void test_sparse_row_choice(void **state) {
     bert_free(&md);
 }
 
+/* the activation arena is reused across shapes: after a longer batch, a shorter one gives the
+ * same loss and gradients, bit for bit, as a model that never saw the longer one */
+static void test_arena_reuse_across_shapes(void **state) {
+    (void)state;
+    char *ov[] = {"arch=crammed-bert",
+                  "train=bert-o4",
+                  "arch.num_transformer_layers=2",
+                  "arch.hidden_size=16",
+                  "arch.intermed_size=32",
+                  "arch.attention.num_attention_heads=2",
+                  "arch.num_labels=3",
+                  "arch.classification_head.head_dim=8"};
+    bert_config c;
+    char err[512];
+    assert_int_equal(config_for(&c, 8, ov, 30, err, sizeof err), 0);
+    bert_model used, fresh;
+    bert_init(&used, &c, ops_cpu());
+    bert_init(&fresh, &c, ops_cpu());
+    bert_init_weights(&used, 6);
+    bert_init_weights(&fresh, 6);
+    enum { B = 2, SL = 24, SS = 8 };
+    int32_t ids[B * SL], labels[B] = {2, 1};
+    float mask[B * SL];
+    for (int i = 0; i < B * SL; i++) {
+        ids[i] = 1 + (i * 7) % 29;
+        mask[i] = (i % SL) < SL - 3 ? 1.0f : 0.0f;
+    }
+    bert_forward_cls(&used, ids, NULL, mask, labels, NULL, B, SL, true, 3, 1);
+    bert_backward(&used, 1.0f);
+    size_t cap = used.arena_cap;
+    float *arena = used.arena;
+    bert_zero_grad(&used);
+    int32_t sids[B * SS];
+    float smask[B * SS];
+    for (int i = 0; i < B * SS; i++) {
+        sids[i] = 1 + (i * 5) % 29;
+        smask[i] = (i % SS) < SS - 1 ? 1.0f : 0.0f;
+    }
+    double a = bert_forward_cls(&used, sids, NULL, smask, labels, NULL, B, SS, true, 3, 2);
+    double b = bert_forward_cls(&fresh, sids, NULL, smask, labels, NULL, B, SS, true, 3, 2);
+    assert_true(used.arena == arena && used.arena_cap == cap); /* no new allocation */
+    assert_true(a == b);
+    bert_backward(&used, 1.0f);
+    bert_backward(&fresh, 1.0f);
+    float *ga = malloc(used.numel * sizeof(float)), *gb = malloc(used.numel * sizeof(float));
+    used.ops->download(ga, used.g, used.numel * sizeof(float));
+    fresh.ops->download(gb, fresh.g, fresh.numel * sizeof(float));
+    assert_memory_equal(ga, gb, used.numel * sizeof(float));
+    free(ga), free(gb);
+    bert_free(&used);
+    bert_free(&fresh);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crammed_bert_vs_pytorch),
@@ -496,6 +549,7 @@ int main(void) {
         cmocka_unit_test(test_crammed_classifier_vs_pytorch),
         cmocka_unit_test(test_model_finite_differences),
         cmocka_unit_test(test_sparse_row_choice),
+        cmocka_unit_test(test_arena_reuse_across_shapes),
         cmocka_unit_test(test_parameter_counts),
         cmocka_unit_test(test_names_and_decay),
         cmocka_unit_test(test_config_errors),

@@ -215,9 +215,13 @@ void bert_init(bert_model *m, const bert_config *c, const ops *o) {
     }
 }
 
-static void acts_free(bert_model *m) {
-    if (m->arena) m->ops->free(m->arena);
-    m->arena = NULL;
+/* Frees the per-shape tables; the arena itself only when keep_arena is false. */
+static void acts_free(bert_model *m, bool keep_arena) {
+    if (m->arena && !keep_arena) {
+        m->ops->free(m->arena);
+        m->arena = NULL;
+        m->arena_cap = 0;
+    }
     free(m->la);
     m->la = NULL;
     free(m->h_labels);
@@ -227,7 +231,7 @@ static void acts_free(bert_model *m) {
 }
 
 void bert_free(bert_model *m) {
-    if (m->ops) acts_free(m);
+    if (m->ops) acts_free(m, false);
     if (m->mem) m->ops->free(m->mem);
     if (m->pe) m->ops->free(m->pe);
     free(m->params);
@@ -354,7 +358,9 @@ static void plan(arena_plan *a, float **slot, size_t nfloats) {
 
 void bert_acts_ensure(bert_model *m, int B, int S) {
     if (m->B == B && m->S == S && m->arena) return;
-    acts_free(m);
+    /* keep the arena across shapes: fine-tuning pads each batch to its own length, and a fresh
+     * allocation per batch costs page faults on hundreds of MB */
+    acts_free(m, true);
     const bert_config *c = &m->cfg;
     CORE_CHECK(c->kind == BERT_ARCH_SANITY || S <= c->max_pos,
                "sequence length %d exceeds the %d positions of arch.embedding.max_seq_length", S,
@@ -443,7 +449,13 @@ void bert_acts_ensure(bert_model *m, int B, int S) {
     plan(&a, (float **)&m->d_idx, N);
     /* the arena holds 4-byte activations on CPU; a backend with smaller activations wastes a
      * little here, which is fine for one allocation */
-    m->arena = m->ops->alloc(a.off * sizeof(float));
+    if (m->arena && a.off <= m->arena_cap) {
+        m->ops->memset0(m->arena, a.off * sizeof(float)); /* same state as a fresh allocation */
+    } else {
+        if (m->arena) m->ops->free(m->arena);
+        m->arena = m->ops->alloc(a.off * sizeof(float));
+        m->arena_cap = a.off;
+    }
     for (int i = 0; i < a.n; i++)
         *a.slots[i] = m->arena + a.offs[i];
     m->dlogits = m->logits; /* the loss gradient replaces the logits in place */

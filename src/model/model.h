@@ -110,6 +110,7 @@ typedef struct bert_model {
     /* activations for the (B,S) of the last bert_acts_ensure */
     int B, S, nrows; /* nrows: decoded rows */
     float *arena;
+    size_t arena_cap; /* floats the arena holds; it is reused while a shape fits */
     float *emb, *emb_m, *emb_r;
     bert_layer_acts *la; /* L entries, plus la[L].x = last block output */
     float *hfin, *hfin_m, *hfin_r;
