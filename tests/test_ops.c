@@ -561,25 +561,65 @@ static void test_embedding_pad_and_dropout_rate(void **state) {
         assert_true(g[4 + h] == 2.0f);
         assert_true(g[8 + h] == 1.0f);
     }
-    enum { n = 100000 };
+    /* the vectorized mask equals the scalar definition, element for element, for a length that
+     * ends mid-block and a step that uses both counter words */
+    enum { n = 100003 };
     float *x = malloc(n * 4), *y = malloc(n * 4);
-    for (int i = 0; i < n; i++)
-        x[i] = 1.0f;
     float *dx = o->alloc(n * 4);
-    o->upload(dx, x, n * 4);
-    ops_dropout d = {.p = 0.1f, .step = 17};
-    core_rng_key(d.key, 3, 0, 9);
-    o->dropout_fwd(dx, dx, &d, n);
-    o->download(y, dx, n * 4);
-    int kept = 0;
-    for (int i = 0; i < n; i++) {
-        kept += y[i] != 0.0f;
-        assert_true(y[i] == 0.0f || fabsf(y[i] - 1.0f / 0.9f) < 1e-6f);
-        assert_int_equal(y[i] != 0.0f, ops_dropout_keep(&d, (uint64_t)i));
+    const float ps[2] = {0.1f, 0.5f};
+    for (int c = 0; c < 2; c++) {
+        for (int i = 0; i < n; i++)
+            x[i] = 1.0f;
+        o->upload(dx, x, n * 4);
+        ops_dropout d = {.p = ps[c], .step = c ? (5ull << 32) + 17 : 17};
+        core_rng_key(d.key, 3, 0, 9);
+        o->dropout_fwd(dx, dx, &d, n);
+        o->download(y, dx, n * 4);
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            kept += y[i] != 0.0f;
+            assert_true(y[i] == 0.0f || fabsf(y[i] - 1.0f / (1.0f - ps[c])) < 1e-6f);
+            assert_int_equal(y[i] != 0.0f, ops_dropout_keep(&d, (uint64_t)i));
+        }
+        double want = (1.0 - ps[c]) * n;
+        assert_true(fabs(kept - want) < 600);
     }
-    assert_true(kept > 89500 && kept < 90500);
     o->free(dg), o->free(dd), o->free(di), o->free(dx);
     free(x), free(y);
+}
+
+/* attention dropout uses the mask of ops_dropout_keep at global index (b*NH+h)*S*S + i*S + j;
+ * with S=5 the blocks start at every offset mod 4. V = identity makes the output the dropped
+ * probabilities themselves. */
+static void test_attention_dropout_mask(void **state) {
+    (void)state;
+    const ops *o = ops_cpu();
+    enum { B = 3, S = 5, NH = 2, HD = S, H = NH * HD };
+    float qkv[B * S * 3 * H], out[B * S * H], probs[B * NH * S * S];
+    for (int i = 0; i < B * S * 3 * H; i++)
+        qkv[i] = 0.1f * (float)((i * 37) % 11) - 0.5f;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < S; t++)
+            for (int h = 0; h < NH; h++)
+                for (int j = 0; j < HD; j++)
+                    qkv[(size_t)(b * S + t) * 3 * H + 2 * H + h * HD + j] = t == j ? 1.0f : 0.0f;
+    float *dq = o->alloc(sizeof qkv), *dout = o->alloc(sizeof out), *dp = o->alloc(sizeof probs);
+    o->upload(dq, qkv, sizeof qkv);
+    ops_dropout d = {.p = 0.4f, .step = 9};
+    core_rng_key(d.key, 5, 0, 2);
+    o->attention_fwd(dout, dp, dq, NULL, &d, B, S, NH, HD, 0.5f, OPS_QKV_BLOCKS);
+    o->download(out, dout, sizeof out);
+    o->download(probs, dp, sizeof probs);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int i = 0; i < S; i++)
+                for (int j = 0; j < S; j++) {
+                    uint64_t g = (((uint64_t)b * NH + h) * S + i) * S + j;
+                    float p = probs[g], y = out[(size_t)(b * S + i) * H + h * HD + j];
+                    float want = ops_dropout_keep(&d, g) ? p / 0.6f : 0.0f;
+                    assert_true(fabsf(y - want) < 1e-6f);
+                }
+    o->free(dq), o->free(dout), o->free(dp);
 }
 
 int main(void) {
@@ -588,6 +628,7 @@ int main(void) {
         cmocka_unit_test(test_forward_naive),
         cmocka_unit_test(test_adamw_and_reductions),
         cmocka_unit_test(test_embedding_pad_and_dropout_rate),
+        cmocka_unit_test(test_attention_dropout_mask),
     };
     printf("# %s\n", ops_cpu_blas_info());
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -287,24 +287,67 @@ static void qkv_ptrs(const float *qkv, int b, int h, int S, int NH, int HD, int 
     (void)qkv;
 }
 
-/* p[i] * keep / (1-p) over one S*S block starting at global element index base */
-static void dropout_block(float *dst, const float *src, const ops_dropout *d, uint64_t base,
-                          size_t n) {
+/* Philox4x32-10 of DROP_LANES consecutive counters {c, c+1, ...} (64-bit, split over words 0
+ * and 1) with words 2 and 3 fixed, laid out so lane l's 4 words are w[4l..4l+3]: the word of
+ * element 4(c+l)+j. Lanes are independent, so the rounds vectorize (32x32->64 multiplies). */
+enum { DROP_LANES = 16 };
+OPS_CLONES static void philox_lanes(uint32_t *w, uint64_t c, uint32_t c2, uint32_t c3,
+                                    const uint32_t key[2]) {
+    uint32_t x0[DROP_LANES], x1[DROP_LANES], x2[DROP_LANES], x3[DROP_LANES];
+    for (int l = 0; l < DROP_LANES; l++) {
+        x0[l] = (uint32_t)(c + (uint64_t)l);
+        x1[l] = (uint32_t)((c + (uint64_t)l) >> 32);
+        x2[l] = c2;
+        x3[l] = c3;
+    }
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int r = 0; r < 10; r++) {
+        if (r > 0) k0 += CORE_PHILOX_W0, k1 += CORE_PHILOX_W1;
+#pragma omp simd
+        for (int l = 0; l < DROP_LANES; l++) {
+            uint64_t p0 = (uint64_t)CORE_PHILOX_M0 * x0[l], p1 = (uint64_t)CORE_PHILOX_M1 * x2[l];
+            uint32_t y0 = (uint32_t)(p1 >> 32) ^ x1[l] ^ k0;
+            uint32_t y2 = (uint32_t)(p0 >> 32) ^ x3[l] ^ k1;
+            x0[l] = y0;
+            x1[l] = (uint32_t)p1;
+            x2[l] = y2;
+            x3[l] = (uint32_t)p0;
+        }
+    }
+    for (int l = 0; l < DROP_LANES; l++) {
+        w[4 * l] = x0[l];
+        w[4 * l + 1] = x1[l];
+        w[4 * l + 2] = x2[l];
+        w[4 * l + 3] = x3[l];
+    }
+}
+
+/* src * keep / (1-p) for global element indices base..base+n-1, the mask of ops_dropout_keep:
+ * element i keeps iff word i%4 of philox({i/4, step}) >= p * 2^32, i.e. >= ceil(p * 2^32) */
+OPS_CLONES static void dropout_block(float *dst, const float *src, const ops_dropout *d,
+                                     uint64_t base, size_t n) {
     if (!d || d->p <= 0.0f) {
         if (dst != src) memcpy(dst, src, n * sizeof(float));
         return;
     }
     float inv = 1.0f / (1.0f - d->p);
-    double thr = (double)d->p * 4294967296.0;
+    uint64_t thr = (uint64_t)ceil((double)d->p * 4294967296.0); /* exact: p * 2^32 is a double */
+    uint32_t c2 = (uint32_t)d->step, c3 = (uint32_t)(d->step >> 32);
+    uint32_t w[4 * DROP_LANES];
     size_t i = 0;
     while (i < n) {
-        uint64_t gi = base + i;
-        uint32_t ctr[4] = {(uint32_t)(gi >> 2), (uint32_t)(gi >> 34), (uint32_t)d->step,
-                           (uint32_t)(d->step >> 32)};
-        uint32_t out[4];
-        core_philox4x32_10(ctr, d->key, out);
-        for (uint64_t w = gi & 3; w < 4 && i < n; w++, i++)
-            dst[i] = (double)out[w] >= thr ? src[i] * inv : 0.0f;
+        uint64_t first = (base + i) >> 2;     /* first counter of this chunk */
+        size_t e0 = (size_t)((base + i) & 3); /* its first word that belongs to us */
+        size_t m = 4 * DROP_LANES - e0;       /* words of this chunk that we use */
+        if (m > n - i) m = n - i;
+        philox_lanes(w, first, c2, c3, d->key);
+        const uint32_t *wi = w + e0;
+        float *o = dst + i;
+        const float *x = src + i;
+#pragma omp simd
+        for (size_t j = 0; j < m; j++)
+            o[j] = (uint64_t)wi[j] >= thr ? x[j] * inv : 0.0f;
+        i += m;
     }
 }
 
