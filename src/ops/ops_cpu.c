@@ -289,7 +289,9 @@ static void qkv_ptrs(const float *qkv, int b, int h, int S, int NH, int HD, int 
 
 /* Philox4x32-10 of DROP_LANES consecutive counters {c, c+1, ...} (64-bit, split over words 0
  * and 1) with words 2 and 3 fixed, laid out so lane l's 4 words are w[4l..4l+3]: the word of
- * element 4(c+l)+j. Lanes are independent, so the rounds vectorize (32x32->64 multiplies). */
+ * element 4(c+l)+j. Lanes are independent, so the rounds vectorize (32x32->64 multiplies).
+ * The round is core_philox_round spelled out over lane arrays: calling it on a per-lane x[4]
+ * keeps GCC 12 from vectorizing the loop. test_ops checks every word against it. */
 enum { DROP_LANES = 16 };
 OPS_CLONES static void philox_lanes(uint32_t *w, uint64_t c, uint32_t c2, uint32_t c3,
                                     const uint32_t key[2]) {
