@@ -9,24 +9,14 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/check.h"
+#include "core/fileio.h"
 
 #define MAX_COMPOSE_DEPTH 16
 #define MAX_INTERP_DEPTH 32
-
-static bool is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
 
 // ---- search path -------------------------------------------------------------------------
 
@@ -41,7 +31,7 @@ void cfg_search_free(cfg_search *s) {
 }
 
 int cfg_search_add(cfg_search *s, const char *dir) {
-    if (s->ndirs == CFG_MAX_SEARCH || !is_dir(dir)) return -1;
+    if (s->ndirs == CFG_MAX_SEARCH || !core_is_dir(dir)) return -1;
     for (int k = 0; k < s->ndirs; k++)
         if (strcmp(s->dirs[k], dir) == 0) return 0;
     s->dirs[s->ndirs++] = xstrdup(dir);
@@ -72,7 +62,7 @@ int cfg_search_default(cfg_search *s) {
             char real[PATH_MAX];
             char probe[PATH_MAX + 48];
             snprintf(probe, sizeof probe, "%s/pretrain.yaml", dir);
-            if (is_file(probe) && realpath(dir, real)) cfg_search_add(s, real);
+            if (core_is_file(probe) && realpath(dir, real)) cfg_search_add(s, real);
         }
     }
     return s->ndirs;
@@ -82,7 +72,7 @@ static bool find_config(const cfg_search *s, const char *group, const char *opti
                         size_t outlen) {
     for (int k = 0; k < s->ndirs; k++) {
         snprintf(out, outlen, "%s/%s%s%s.yaml", s->dirs[k], group, *group ? "/" : "", option);
-        if (is_file(out)) return true;
+        if (core_is_file(out)) return true;
     }
     return false;
 }
@@ -91,7 +81,7 @@ static bool is_group(const cfg_search *s, const char *group) {
     char p[PATH_MAX];
     for (int k = 0; k < s->ndirs; k++) {
         snprintf(p, sizeof p, "%s/%s", s->dirs[k], group);
-        if (is_dir(p)) return true;
+        if (core_is_dir(p)) return true;
     }
     return false;
 }
@@ -110,7 +100,7 @@ static void list_dir(const char *dir, const char *prefix, int depth, char ***out
         char full[PATH_MAX], name[PATH_MAX];
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
         snprintf(name, sizeof name, "%s%s", prefix, e->d_name);
-        if (is_dir(full)) {
+        if (core_is_dir(full)) {
             if (depth < 2) {
                 char sub[PATH_MAX + 2];
                 snprintf(sub, sizeof sub, "%s/", name);

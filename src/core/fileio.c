@@ -242,3 +242,13 @@ int core_path_join(char *out, size_t outlen, const char *a, const char *b) {
     }
     return 0;
 }
+
+bool core_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool core_is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}

@@ -5,6 +5,7 @@
 #ifndef CRAM_CORE_FILEIO_H
 #define CRAM_CORE_FILEIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -46,5 +47,9 @@ void core_mmap_close(core_mmap *m); /* safe on a zeroed or already closed mappin
 /* out = a "/" b with exactly one slash between; b absolute or a empty gives b. -1 when out is
  * too small (out then holds an empty string). */
 int core_path_join(char *out, size_t outlen, const char *a, const char *b);
+
+/* true when path names an existing folder / regular file (after following links) */
+bool core_is_dir(const char *path);
+bool core_is_file(const char *path);
 
 #endif

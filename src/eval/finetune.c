@@ -60,15 +60,6 @@ static void cfg_merge(cfg_node *dst, const cfg_node *src) {
     }
 }
 
-static bool is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-static bool is_file(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 static uint64_t draw_seed(void) {
     uint32_t x = 0;
     int fd = open("/dev/urandom", O_RDONLY);
@@ -96,7 +87,7 @@ static int find_checkpoint(ckpt *c, const cfg_node *cfg, char *err, size_t errle
         if (strncmp(p, "//", 2) == 0) p += 2;
         snprintf(c->dir, sizeof c->dir, "%s", p);
         c->hf = true;
-        if (!is_dir(c->dir)) {
+        if (!core_is_dir(c->dir)) {
             snprintf(err, errlen,
                      "eval.checkpoint=%s: %s is not a local folder. cram never downloads from the "
                      "Hugging Face hub; point it at a folder with config.json, model.safetensors "
@@ -150,15 +141,15 @@ static int find_checkpoint(ckpt *c, const cfg_node *cfg, char *err, size_t errle
     } else {
         snprintf(c->dir, sizeof c->dir, "%s/%s", root, want);
     }
-    if (!is_dir(c->dir)) {
+    if (!core_is_dir(c->dir)) {
         snprintf(err, errlen, "%s: checkpoint folder not found", c->dir);
         return -1;
     }
     char p[CORE_PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/model_config.json", c->dir);
-    if (!is_file(p)) {
+    if (!core_is_file(p)) {
         snprintf(p, sizeof p, "%s/config.json", c->dir);
-        if (!is_file(p)) {
+        if (!core_is_file(p)) {
             snprintf(err, errlen,
                      "%s: neither model_config.json (cram) nor config.json (Hugging Face)", c->dir);
             return -1;

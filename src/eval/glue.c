@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* Paths and messages are bounded buffers; a truncated path fails later with a message that
  * shows it, so the compiler's truncation warnings add nothing here. */
@@ -334,15 +333,14 @@ int glue_load(glue_split *s, const glue_task *t, const char *data_dir, const cha
     memset(s, 0, sizeof *s);
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/%s", data_dir, t->dir);
-    struct stat st;
-    if (stat(data_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    if (!core_is_dir(data_dir))
         return core_errorf(
             err, errlen,
             "%s: GLUE data folder not found. Get GLUE in the standard glue_data layout (CoLA/, "
             "SST-2/, MRPC/, ... each with train.tsv and dev.tsv, e.g. from the GLUE "
             "benchmark's download_glue_data.py) and set eval.data_dir to it (docs/eval.md)",
             data_dir);
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    if (!core_is_dir(dir))
         return core_errorf(err, errlen, "%s: task folder of %s not found in eval.data_dir", dir,
                            t->name);
     snprintf(path, sizeof path, "%s/%s", dir, file);

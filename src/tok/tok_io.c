@@ -789,11 +789,6 @@ done:
     return TOK_OK;
 }
 
-static bool is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static void read_config_extras(tok_tokenizer *t, const char *dir) {
     char path[CORE_PATH_MAX];
     char *buf = NULL;
@@ -816,7 +811,7 @@ int tok_load(tok_tokenizer **out, const char *path, char *err) {
         tok_errf(err, "tok_load: NULL path");
         return TOK_EINVAL;
     }
-    bool dir = is_dir(path), json;
+    bool dir = core_is_dir(path), json;
     if (dir) {
         core_path_join(p, sizeof(p), path, "tokenizer.json");
         json = access(p, R_OK) == 0;
