@@ -8,7 +8,7 @@
 #   CRAM_DIST_NP=4 runs 4 ranks; CRAM_DIST_BENCH_FLOATS=n also times an all-reduce of n floats.
 set -u
 
-CRAM=${1:?usage: $0 path/to/cram}
+. "$(dirname "$0")/lib_cli.sh"
 TEST="$(dirname "$CRAM")/test_dist"
 NP=${CRAM_DIST_NP:-2}
 LIMIT=${CRAM_DIST_TIMEOUT:-300}
@@ -37,14 +37,6 @@ export OMPI_MCA_pml=${OMPI_MCA_pml:-ob1}
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 # each rank would otherwise start as many OpenMP threads as the machine has cores
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 
 # 1. the collectives across ranks
 timeout -k 10 "$LIMIT" "${MPIRUN[@]}" "$TEST" >"$tmp/ranks.out" 2>&1
@@ -96,8 +88,4 @@ else
     echo "ok: dist_abort(5) on one rank ended the job with status 5"
 fi
 
-if [ "$failures" -ne 0 ]; then
-    echo "$failures failure(s)" >&2
-    exit 1
-fi
-echo "cli_dist: all passed"
+finish
