@@ -913,6 +913,72 @@ static void test_typed_getters(void **state) {
     cfg_free(n);
 }
 
+// The value-or-default getters: the value when the path holds the right type, def otherwise
+// (missing key, missing parent, null, another type), on a nested path or on a sub-node.
+static void test_or_getters(void **state) {
+    (void)state;
+    cfg_node *n = parse("a: {big: 8e6, half: 2.75, i: 12, s: text, nul: ~, b: False, neg: -3.9,\n"
+                        "    huge: 1e300, nhuge: -1e300, l: [1], e: ''}\n"
+                        "deep: {x: {y: {z: 7, t: yes, w: word}}}\n"
+                        "top: 3\n");
+    cfg_node *nan = cfg_new(CFG_FLOAT);
+    nan->f = NAN;
+    cfg_map_set(cfg_get(n, "a"), "nan", nan);
+    // numbers: ints and floats, def for everything else
+    assert_true(cfg_num_or(n, "a.i", -1) == 12.0);
+    assert_true(cfg_num_or(n, "a.half", -1) == 2.75);
+    assert_true(cfg_num_or(n, "a.big", -1) == 8e6);
+    assert_true(cfg_num_or(n, "a.missing", -1) == -1.0);
+    assert_true(cfg_num_or(n, "nowhere.at.all", 0.5) == 0.5);
+    assert_true(cfg_num_or(n, "a.nul", 0.5) == 0.5);
+    assert_true(cfg_num_or(n, "a.s", 0.5) == 0.5);
+    assert_true(cfg_num_or(n, "a.b", 0.5) == 0.5);
+    assert_true(cfg_num_or(n, "a.l", 0.5) == 0.5);
+    assert_true(cfg_num_or(n, "a", 0.5) == 0.5); // a mapping
+    assert_true(cfg_num_or(n, "deep.x.y.z", 0) == 7.0);
+    assert_true(cfg_num_or(n, "top", 0) == 3.0);
+    assert_true(cfg_num_or(n, "a.i.more", 0.5) == 0.5); // a path through a scalar
+    assert_true(cfg_num_or(n, "a.", 0.5) == 0.5);
+    assert_true(cfg_num_or(NULL, "a.i", 0.5) == 0.5);
+    // integers: ints as they are, floats truncated toward zero and clamped, def otherwise
+    assert_true(cfg_int_or(n, "a.i", -1) == 12);
+    assert_true(cfg_int_or(n, "a.big", -1) == 8000000);
+    assert_true(cfg_int_or(n, "a.half", -1) == 2);
+    assert_true(cfg_int_or(n, "a.neg", 0) == -3);
+    assert_true(cfg_int_or(n, "a.huge", 0) == INT64_MAX);
+    assert_true(cfg_int_or(n, "a.nhuge", 0) == INT64_MIN);
+    assert_true(cfg_int_or(n, "a.nan", 5) == 5);
+    assert_true(cfg_int_or(n, "a.missing", 5) == 5);
+    assert_true(cfg_int_or(n, "a.nul", 5) == 5);
+    assert_true(cfg_int_or(n, "a.s", 5) == 5);
+    assert_true(cfg_int_or(n, "a.b", 5) == 5); // a boolean is not a number
+    assert_true(cfg_int_or(n, "deep.x.y.z", 0) == 7);
+    // booleans: only true/false nodes
+    assert_false(cfg_bool_or(n, "a.b", true));
+    assert_true(cfg_bool_or(n, "deep.x.y.t", false));
+    assert_true(cfg_bool_or(n, "a.missing", true));
+    assert_true(cfg_bool_or(n, "a.nul", true));
+    assert_true(cfg_bool_or(n, "a.i", true)); // 12 is not a boolean
+    assert_false(cfg_bool_or(n, "a.s", false));
+    // strings: only string nodes (a number is not its text), the empty string included
+    assert_string_equal(cfg_str_or(n, "a.s", "def"), "text");
+    assert_string_equal(cfg_str_or(n, "a.e", "def"), "");
+    assert_string_equal(cfg_str_or(n, "deep.x.y.w", "def"), "word");
+    assert_string_equal(cfg_str_or(n, "a.missing", "def"), "def");
+    assert_string_equal(cfg_str_or(n, "a.nul", "def"), "def");
+    assert_string_equal(cfg_str_or(n, "a.i", "def"), "def");
+    assert_string_equal(cfg_str_or(n, "a.b", "def"), "def");
+    assert_null(cfg_str_or(n, "a.missing", NULL));
+    // a sub-node as the root, a single key as the path (how the data pipeline reads data.*)
+    const cfg_node *sub = cfg_get(n, "deep.x.y");
+    assert_non_null(sub);
+    assert_true(cfg_int_or(sub, "z", 0) == 7);
+    assert_true(cfg_bool_or(sub, "t", false));
+    assert_true(cfg_num_or(sub, "deep", 0.25) == 0.25);
+    assert_true(cfg_num_or(cfg_get(n, "a.nothing"), "z", 0.25) == 0.25); // absent sub-node
+    cfg_free(n);
+}
+
 static void test_node_basics(void **state) {
     (void)state;
     cfg_node *m = cfg_new(CFG_MAP);
@@ -1668,6 +1734,7 @@ int main(void) {
         cmocka_unit_test(test_write_yaml_refuses_bad_text),
         cmocka_unit_test(test_canonical_and_hash),
         cmocka_unit_test(test_typed_getters),
+        cmocka_unit_test(test_or_getters),
         cmocka_unit_test(test_node_basics),
         cmocka_unit_test(test_resolve),
         cmocka_unit_test(test_compose_issue_example),

@@ -699,6 +699,33 @@ int cfg_get_str(const cfg_node *root, const char *path, const char **out, cfg_er
     return -1;
 }
 
+double cfg_num_or(const cfg_node *root, const char *path, double def) {
+    const cfg_node *n = cfg_get(root, path);
+    if (n && n->type == CFG_INT) return (double)n->i;
+    if (n && n->type == CFG_FLOAT) return n->f;
+    return def;
+}
+
+int64_t cfg_int_or(const cfg_node *root, const char *path, int64_t def) {
+    const cfg_node *n = cfg_get(root, path);
+    if (n && n->type == CFG_INT) return n->i;
+    if (!n || n->type != CFG_FLOAT || isnan(n->f)) return def;
+    // 2^63 is exact as a double; anything at or past it would overflow the conversion.
+    if (n->f >= 9223372036854775808.0) return INT64_MAX;
+    if (n->f <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)n->f;
+}
+
+bool cfg_bool_or(const cfg_node *root, const char *path, bool def) {
+    const cfg_node *n = cfg_get(root, path);
+    return n && n->type == CFG_BOOL ? n->b : def;
+}
+
+const char *cfg_str_or(const cfg_node *root, const char *path, const char *def) {
+    const cfg_node *n = cfg_get(root, path);
+    return n && n->type == CFG_STR ? n->s : def;
+}
+
 static void collect_paths(const cfg_node *n, const char *prefix, char ***out, int *cnt, int *cap) {
     if (!n || n->type != CFG_MAP) return;
     for (int k = 0; k < n->n; k++) {

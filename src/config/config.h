@@ -81,6 +81,14 @@ int cfg_get_num(const cfg_node *root, const char *path, double *out, cfg_error *
 int cfg_get_int(const cfg_node *root, const char *path, int64_t *out, cfg_error *err);
 int cfg_get_bool(const cfg_node *root, const char *path, bool *out, cfg_error *err);
 int cfg_get_str(const cfg_node *root, const char *path, const char **out, cfg_error *err);
+// Value-or-default getters, for keys whose absence or odd type simply means "the default":
+// the value at a dotted path, or def when the path is missing, null or of another type.
+// cfg_num_or takes ints and floats; cfg_int_or takes ints and truncates floats toward zero
+// (clamped to the int64 range; NaN gives def); cfg_str_or gives the node's own text.
+double cfg_num_or(const cfg_node *root, const char *path, double def);
+int64_t cfg_int_or(const cfg_node *root, const char *path, int64_t def);
+bool cfg_bool_or(const cfg_node *root, const char *path, bool def);
+const char *cfg_str_or(const cfg_node *root, const char *path, const char *def);
 // Every dotted key path of a tree (maps only; list elements are not paths). malloc'd array of
 // malloc'd strings; *n gets the count.
 char **cfg_all_paths(const cfg_node *root, int *n);

@@ -57,16 +57,6 @@ typedef struct {
     char tmp[CORE_PATH_MAX]; /* the folder being built */
 } pipe_opts;
 
-static double num_or(const cfg_node *d, const char *k, double dflt) {
-    cfg_node *n = cfg_map_get(d, k);
-    if (n && n->type == CFG_INT) return (double)n->i;
-    if (n && n->type == CFG_FLOAT) return n->f;
-    return dflt;
-}
-static bool bool_or(const cfg_node *d, const char *k, bool dflt) {
-    cfg_node *n = cfg_map_get(d, k);
-    return n && n->type == CFG_BOOL ? n->b : dflt;
-}
 static int64_t cap_of(double v) {
     return v >= 9e18 ? INT64_MAX : v < 0 ? 0 : (int64_t)v;
 }
@@ -82,25 +72,25 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     }
     o->topt.tokenizer = t->s;
     cfg_node *nz = cfg_map_get(d, "normalizer");
-    o->topt.normalizer.force_lowercase = bool_or(nz, "force_lowercase", false);
-    o->topt.normalizer.strip_accents = bool_or(nz, "strip_accents", false);
-    o->topt.normalizer.force_english_keyboard = bool_or(nz, "force_english_keyboard", false);
-    o->topt.normalizer.whitespace_escape = bool_or(nz, "whitespace_escape", false);
-    o->topt.vocab_size = (int)num_or(d, "vocab_size", 0);
-    o->S = (int)num_or(d, "seq_length", 128);
+    o->topt.normalizer.force_lowercase = cfg_bool_or(nz, "force_lowercase", false);
+    o->topt.normalizer.strip_accents = cfg_bool_or(nz, "strip_accents", false);
+    o->topt.normalizer.force_english_keyboard = cfg_bool_or(nz, "force_english_keyboard", false);
+    o->topt.normalizer.whitespace_escape = cfg_bool_or(nz, "whitespace_escape", false);
+    o->topt.vocab_size = (int)cfg_num_or(d, "vocab_size", 0);
+    o->S = (int)cfg_num_or(d, "seq_length", 128);
     o->topt.seq_length = o->S;
-    o->topt.include_cls_token_in_corpus = bool_or(d, "include_cls_token_in_corpus", false);
-    o->topt.include_sep_token_in_corpus = bool_or(d, "include_sep_token_in_corpus", true);
-    o->topt.use_type_ids = bool_or(d, "use_type_ids", false);
+    o->topt.include_cls_token_in_corpus = cfg_bool_or(d, "include_cls_token_in_corpus", false);
+    o->topt.include_sep_token_in_corpus = cfg_bool_or(d, "include_sep_token_in_corpus", true);
+    o->topt.use_type_ids = cfg_bool_or(d, "use_type_ids", false);
     o->topt.threads = threads;
     if (o->topt.vocab_size < 16 || o->S < 2) {
         core_errorf(err, errlen, "data.vocab_size (%d) and data.seq_length (%d) are too small",
                     o->topt.vocab_size, o->S);
         return -1;
     }
-    o->max_docs = cap_of(num_or(d, "max_entries_in_raw_dataset", 1e19));
-    o->max_rows = cap_of(num_or(d, "max_seq_in_tokenized_dataset", 1e19));
-    o->valid_rows = cap_of(num_or(d, "validation_seqs", 0));
+    o->max_docs = cap_of(cfg_num_or(d, "max_entries_in_raw_dataset", 1e19));
+    o->max_rows = cap_of(cfg_num_or(d, "max_seq_in_tokenized_dataset", 1e19));
+    o->valid_rows = cap_of(cfg_num_or(d, "validation_seqs", 0));
     cfg_node *rt = cfg_map_get(d, "remove_trash");
     if (rt && rt->type == CFG_BOOL) o->trash = rt->b;
     if (rt && rt->type == CFG_STR) {
@@ -111,16 +101,15 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
         }
         o->trash = 1;
     }
-    o->trash_cutoff = num_or(d, "trash_cutoff", 0.3);
-    o->dedup = bool_or(d, "deduplicate_entries", false);
-    o->remove_ws = bool_or(d, "remove_whitespaces", false);
-    if (bool_or(d, "named_entity_simplification", false)) {
+    o->trash_cutoff = cfg_num_or(d, "trash_cutoff", 0.3);
+    o->dedup = cfg_bool_or(d, "deduplicate_entries", false);
+    o->remove_ws = cfg_bool_or(d, "remove_whitespaces", false);
+    if (cfg_bool_or(d, "named_entity_simplification", false)) {
         core_errorf(err, errlen,
                     "data.named_entity_simplification needs spaCy and is not supported");
         return -1;
     }
-    cfg_node *ord = cfg_map_get(d, "ordering");
-    const char *os = ord && ord->type == CFG_STR ? ord->s : "randomized";
+    const char *os = cfg_str_or(d, "ordering", "randomized");
     if (strcmp(os, "randomized") == 0)
         o->order = ORDER_RANDOM;
     else if (strcmp(os, "sentence-length-curriculum") == 0)
@@ -1038,8 +1027,8 @@ done:
 int data_root(char *out, size_t outlen, const cfg_node *cfg, char *err, size_t errlen) {
     /* Relative to the launch directory, like base_dir itself (cram never changes directory):
      * `data` sits beside `outputs`, where scripts/fetch-corpus puts data/corpora/. */
-    cfg_node *ip = cfg_get(cfg, "impl.path");
-    const char *path = ip && ip->type == CFG_STR && ip->s[0] ? ip->s : "data";
+    const char *path = cfg_str_or(cfg, "impl.path", "");
+    if (!path[0]) path = "data";
     int rc;
     if (path[0] == '~' && (path[1] == '/' || path[1] == 0)) {
         const char *home = getenv("HOME");
@@ -1090,8 +1079,7 @@ int data_prepare(store *s, const cfg_node *cfg, store_verify v, char *err, size_
     }
     struct stat stt;
     if (stat(dir, &stt) == 0) return store_open(s, dir, v, err, errlen);
-    cfg_node *fb = cfg_get(cfg, "impl.forbid_dataset_preprocessing");
-    if (fb && fb->type == CFG_BOOL && fb->b) {
+    if (cfg_bool_or(cfg, "impl.forbid_dataset_preprocessing", false)) {
         core_errorf(
             err, errlen,
             "no token store at %s and impl.forbid_dataset_preprocessing is set: build it first "

@@ -32,44 +32,37 @@ static const cfg_node *node(reader *r, const char *key) {
     return (n && n->type != CFG_NULL) ? n : NULL;
 }
 
+/* The typed readers report a value of the wrong type (the shared getters would silently take
+ * the default); a missing or null key gives def. */
 static double num(reader *r, const char *key, double def) {
     const cfg_node *n = node(r, key);
-    if (!n) return def;
-    if (n->type == CFG_INT) return (double)n->i;
-    if (n->type == CFG_FLOAT) return n->f;
-    fail(r, "arch.%s: expected a number, got %s", key, cfg_type_name(n->type));
-    return def;
+    if (n && n->type != CFG_INT && n->type != CFG_FLOAT)
+        fail(r, "arch.%s: expected a number, got %s", key, cfg_type_name(n->type));
+    return cfg_num_or(r->arch, key, def);
 }
 
 static int integer(reader *r, const char *key, int def) {
     const cfg_node *n = node(r, key);
-    if (!n) return def;
-    if (n->type != CFG_INT) {
+    if (n && n->type != CFG_INT) {
         fail(r, "arch.%s: expected an integer, got %s", key, cfg_type_name(n->type));
         return def;
     }
-    return (int)n->i;
+    return (int)cfg_int_or(r->arch, key, def);
 }
 
 static bool boolean(reader *r, const char *key, bool def) {
     const cfg_node *n = node(r, key);
-    if (!n) return def;
-    if (n->type != CFG_BOOL) {
+    if (n && n->type != CFG_BOOL)
         fail(r, "arch.%s: expected True or False, got %s", key, cfg_type_name(n->type));
-        return def;
-    }
-    return n->b;
+    return cfg_bool_or(r->arch, key, def);
 }
 
 static const char *str(reader *r, const char *key, const char *def) {
     const cfg_node *n = node(r, key);
-    if (!n) return def;
-    if (n->type == CFG_BOOL) return n->b ? "True" : "False";
-    if (n->type != CFG_STR) {
+    if (n && n->type == CFG_BOOL) return n->b ? "True" : "False";
+    if (n && n->type != CFG_STR)
         fail(r, "arch.%s: expected a string, got %s", key, cfg_type_name(n->type));
-        return def;
-    }
-    return n->s;
+    return cfg_str_or(r->arch, key, def);
 }
 
 /* key must equal one of the allowed values (case-sensitive, like the reference's lookups) */

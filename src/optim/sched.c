@@ -137,9 +137,11 @@ int sched_init(sched *s, sched_kind kind, double base_lr, int64_t steps, double 
     return 0;
 }
 
-/* A number at <prefix>.<key>; a missing or null key gives def (when allow_missing). */
-static int cfg_num(const cfg_node *root, const char *prefix, const char *key, double def,
-                   bool allow_missing, double *out, char *err, size_t errlen) {
+/* A number at <prefix>.<key>; a missing or null key gives def (when allow_missing). Unlike
+ * cfg_num_or, a value of another type (and a missing key without allow_missing) is an error
+ * that names the key. */
+static int sched_num(const cfg_node *root, const char *prefix, const char *key, double def,
+                     bool allow_missing, double *out, char *err, size_t errlen) {
     char path[256];
     snprintf(path, sizeof path, "%s.%s", prefix, key);
     const cfg_node *n = cfg_get(root, path);
@@ -174,10 +176,10 @@ int sched_init_from_cfg(sched *s, const cfg_node *root, const char *prefix, doub
     sched_kind kind;
     if (sched_kind_parse(name, &kind, err, errlen) != 0) return -1;
     double w, c, budget, T = (double)steps;
-    if (cfg_num(root, prefix, "warmup_steps", 0, true, &w, err, errlen) ||
-        cfg_num(root, prefix, "cooldown_steps", 0, true, &c, err, errlen) ||
-        cfg_num(root, prefix, "budget", 0, true, &budget, err, errlen) ||
-        (steps <= 0 && cfg_num(root, prefix, "steps", 0, false, &T, err, errlen)))
+    if (sched_num(root, prefix, "warmup_steps", 0, true, &w, err, errlen) ||
+        sched_num(root, prefix, "cooldown_steps", 0, true, &c, err, errlen) ||
+        sched_num(root, prefix, "budget", 0, true, &budget, err, errlen) ||
+        (steps <= 0 && sched_num(root, prefix, "steps", 0, false, &T, err, errlen)))
         return -1;
     if (!(T >= 1 && T < 9e18 && T == floor(T))) {
         if (err && errlen) snprintf(err, errlen, "%s.steps: must be a whole number >= 1", prefix);
@@ -407,10 +409,10 @@ int ramp_init(ramp *r, int64_t batch_size, double ramp_value, int64_t steps, dou
 int ramp_init_from_cfg(ramp *r, const cfg_node *root, const char *prefix, int64_t mbs_eff,
                        char *err, size_t errlen) {
     double bs, rv, T, budget;
-    if (cfg_num(root, prefix, "batch_size", 0, false, &bs, err, errlen) ||
-        cfg_num(root, prefix, "batch_size_ramp", 0, true, &rv, err, errlen) ||
-        cfg_num(root, prefix, "steps", 0, false, &T, err, errlen) ||
-        cfg_num(root, prefix, "budget", 0, true, &budget, err, errlen))
+    if (sched_num(root, prefix, "batch_size", 0, false, &bs, err, errlen) ||
+        sched_num(root, prefix, "batch_size_ramp", 0, true, &rv, err, errlen) ||
+        sched_num(root, prefix, "steps", 0, false, &T, err, errlen) ||
+        sched_num(root, prefix, "budget", 0, true, &budget, err, errlen))
         return -1;
     if (!(bs >= 1 && bs < 9e18 && bs == floor(bs)) || !(T >= 0 && T < 9e18 && T == floor(T))) {
         if (err && errlen)
