@@ -7,7 +7,6 @@
 #include "core/check.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,23 +36,6 @@ int st_dtype_parse(const char *name, st_dtype *out) {
             return 0;
         }
     return -1;
-}
-
-static st_status errf(char *err, size_t errlen, st_status code, const char *file, const char *fmt,
-                      ...) CORE_PRINTF(5, 6);
-static st_status errf(char *err, size_t errlen, st_status code, const char *file, const char *fmt,
-                      ...) {
-    if (err && errlen) {
-        int k = snprintf(err, errlen, "%s: ", file);
-        if (k < 0) k = 0;
-        if ((size_t)k < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return code;
 }
 
 void st_close(st_file *f) {
@@ -102,52 +84,66 @@ static st_status parse_tensor(st_tensor *t, const cJSON *e, const char *file, ui
                               uint64_t *begin, uint64_t *end, char *err, size_t errlen) {
     const char *nm = e->string;
     if (!cJSON_IsObject(e))
-        return errf(err, errlen, ST_EFORMAT, file, "tensor '%s': entry is not a JSON object", nm);
+        return core_errorf(err, errlen, "%s: tensor '%s': entry is not a JSON object", file, nm),
+               ST_EFORMAT;
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off))
-        return errf(
-            err, errlen, ST_EFORMAT, file,
-            "tensor '%s': needs \"dtype\" (string), \"shape\" and \"data_offsets\" (arrays)", nm);
+        return core_errorf(err, errlen,
+                           "%s: tensor '%s': needs \"dtype\" (string), \"shape\" and "
+                           "\"data_offsets\" (arrays)",
+                           file, nm),
+               ST_EFORMAT;
     if (st_dtype_parse(dt->valuestring, &t->dtype) != 0)
-        return errf(err, errlen, ST_EFORMAT, file, "tensor '%s': unsupported dtype '%.32s'", nm,
-                    dt->valuestring);
+        return core_errorf(err, errlen, "%s: tensor '%s': unsupported dtype '%.32s'", file, nm,
+                           dt->valuestring),
+               ST_EFORMAT;
     int ndim = cJSON_GetArraySize(sh);
     if (ndim > ST_MAX_DIMS)
-        return errf(err, errlen, ST_EFORMAT, file, "tensor '%s': %d dimensions (at most %d)", nm,
-                    ndim, ST_MAX_DIMS);
+        return core_errorf(err, errlen, "%s: tensor '%s': %d dimensions (at most %d)", file, nm,
+                           ndim, ST_MAX_DIMS),
+               ST_EFORMAT;
     t->ndim = ndim;
     uint64_t numel = 1;
     int d = 0;
     for (const cJSON *it = sh->child; it; it = it->next, d++) {
         uint64_t v;
         if (!json_uint(it, &v))
-            return errf(err, errlen, ST_EFORMAT, file,
-                        "tensor '%s': shape entries must be whole numbers >= 0", nm);
+            return core_errorf(err, errlen,
+                               "%s: tensor '%s': shape entries must be whole numbers >= 0", file,
+                               nm),
+                   ST_EFORMAT;
         if (v != 0 && numel > UINT64_MAX / v)
-            return errf(err, errlen, ST_EFORMAT, file, "tensor '%s': shape overflows", nm);
+            return core_errorf(err, errlen, "%s: tensor '%s': shape overflows", file, nm),
+                   ST_EFORMAT;
         numel *= v;
         t->shape[d] = (int64_t)v;
     }
     t->numel = numel;
     uint64_t esz = st_dtype_size(t->dtype);
     if (numel > UINT64_MAX / esz)
-        return errf(err, errlen, ST_EFORMAT, file, "tensor '%s': size overflows", nm);
+        return core_errorf(err, errlen, "%s: tensor '%s': size overflows", file, nm), ST_EFORMAT;
     if (cJSON_GetArraySize(off) != 2 || !json_uint(off->child, begin) ||
         !json_uint(off->child->next, end))
-        return errf(err, errlen, ST_EFORMAT, file,
-                    "tensor '%s': data_offsets must be two whole numbers >= 0", nm);
+        return core_errorf(err, errlen,
+                           "%s: tensor '%s': data_offsets must be two whole numbers >= 0", file,
+                           nm),
+               ST_EFORMAT;
     if (*begin > *end || *end > data_len)
-        return errf(err, errlen, ST_EFORMAT, file,
-                    "tensor '%s': data_offsets [%llu, %llu] outside the %llu-byte data section", nm,
-                    (unsigned long long)*begin, (unsigned long long)*end,
-                    (unsigned long long)data_len);
+        return core_errorf(
+                   err, errlen,
+                   "%s: tensor '%s': data_offsets [%llu, %llu] outside the %llu-byte data section",
+                   file, nm, (unsigned long long)*begin, (unsigned long long)*end,
+                   (unsigned long long)data_len),
+               ST_EFORMAT;
     if (*end - *begin != numel * esz)
-        return errf(err, errlen, ST_EFORMAT, file,
-                    "tensor '%s': %llu bytes in the file, but %s with %llu elements needs %llu", nm,
-                    (unsigned long long)(*end - *begin), st_dtype_name(t->dtype),
-                    (unsigned long long)numel, (unsigned long long)(numel * esz));
+        return core_errorf(
+                   err, errlen,
+                   "%s: tensor '%s': %llu bytes in the file, but %s with %llu elements needs %llu",
+                   file, nm, (unsigned long long)(*end - *begin), st_dtype_name(t->dtype),
+                   (unsigned long long)numel, (unsigned long long)(numel * esz)),
+               ST_EFORMAT;
     t->nbytes = (size_t)(*end - *begin);
     return ST_OK;
 }
@@ -155,14 +151,16 @@ static st_status parse_tensor(st_tensor *t, const cJSON *e, const char *file, ui
 static st_status parse_metadata(st_file *f, const cJSON *e, char *err, size_t errlen) {
     if (cJSON_IsNull(e)) return ST_OK;
     if (!cJSON_IsObject(e))
-        return errf(err, errlen, ST_EFORMAT, f->name, "__metadata__ is not a JSON object");
+        return core_errorf(err, errlen, "%s: __metadata__ is not a JSON object", f->name),
+               ST_EFORMAT;
     int n = cJSON_GetArraySize(e);
     f->meta_keys = xcalloc((size_t)n + 1, sizeof(char *));
     f->meta_values = xcalloc((size_t)n + 1, sizeof(char *));
     for (const cJSON *it = e->child; it; it = it->next) {
         if (!cJSON_IsString(it))
-            return errf(err, errlen, ST_EFORMAT, f->name,
-                        "__metadata__ value of '%s' is not a string", it->string);
+            return core_errorf(err, errlen, "%s: __metadata__ value of '%s' is not a string",
+                               f->name, it->string),
+                   ST_EFORMAT;
         f->meta_keys[f->nmeta] = xstrdup(it->string);
         f->meta_values[f->nmeta] = xstrdup(it->valuestring);
         f->nmeta++;
@@ -180,47 +178,54 @@ st_status st_parse(st_file *f, const void *buf, size_t len, const char *name, ch
     span *spans = NULL;
     char **names = NULL;
     if (len < 8) {
-        rc = errf(err, errlen, ST_EFORMAT, f->name,
-                  "%zu bytes: too short for the 8-byte header length", len);
+        core_errorf(err, errlen, "%s: %zu bytes: too short for the 8-byte header length", f->name,
+                    len);
+        rc = ST_EFORMAT;
         goto out;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | b[i];
     if (hlen > ST_MAX_HEADER) {
-        rc = errf(err, errlen, ST_EFORMAT, f->name,
-                  "header length %llu exceeds the limit of %llu bytes (not a safetensors file?)",
-                  (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
+        core_errorf(
+            err, errlen,
+            "%s: header length %llu exceeds the limit of %llu bytes (not a safetensors file?)",
+            f->name, (unsigned long long)hlen, (unsigned long long)ST_MAX_HEADER);
+        rc = ST_EFORMAT;
         goto out;
     }
     if (hlen > len - 8) {
-        rc = errf(err, errlen, ST_EFORMAT, f->name,
-                  "header length %llu runs past the end of the %zu-byte file (truncated?)",
-                  (unsigned long long)hlen, len);
+        core_errorf(err, errlen,
+                    "%s: header length %llu runs past the end of the %zu-byte file (truncated?)",
+                    f->name, (unsigned long long)hlen, len);
+        rc = ST_EFORMAT;
         goto out;
     }
     const char *hdr = (const char *)b + 8;
     if (hlen < 2 || hdr[0] != '{') {
-        rc = errf(err, errlen, ST_EFORMAT, f->name, "header does not start with a JSON object");
+        core_errorf(err, errlen, "%s: header does not start with a JSON object", f->name);
+        rc = ST_EFORMAT;
         goto out;
     }
     const char *end = NULL;
     root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     if (!root) {
         size_t at = end && end >= hdr ? (size_t)(end - hdr) : 0;
-        rc = errf(err, errlen, ST_EFORMAT, f->name, "header is not valid JSON (near byte %zu)",
-                  at + 8);
+        core_errorf(err, errlen, "%s: header is not valid JSON (near byte %zu)", f->name, at + 8);
+        rc = ST_EFORMAT;
         goto out;
     }
     for (const char *p = end; p < hdr + hlen; p++)
         if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-            rc = errf(err, errlen, ST_EFORMAT, f->name,
-                      "unexpected bytes after the header's JSON object (byte %zu)",
-                      (size_t)(p - hdr) + 8);
+            core_errorf(err, errlen,
+                        "%s: unexpected bytes after the header's JSON object (byte %zu)", f->name,
+                        (size_t)(p - hdr) + 8);
+            rc = ST_EFORMAT;
             goto out;
         }
     if (!cJSON_IsObject(root)) {
-        rc = errf(err, errlen, ST_EFORMAT, f->name, "header is not a JSON object");
+        core_errorf(err, errlen, "%s: header is not a JSON object", f->name);
+        rc = ST_EFORMAT;
         goto out;
     }
     const unsigned char *data = b + 8 + hlen;
@@ -231,12 +236,14 @@ st_status st_parse(st_file *f, const void *buf, size_t len, const char *name, ch
     bool seen_meta = false;
     for (const cJSON *e = root->child; e; e = e->next) {
         if (!e->string) {
-            rc = errf(err, errlen, ST_EFORMAT, f->name, "header entry without a name");
+            core_errorf(err, errlen, "%s: header entry without a name", f->name);
+            rc = ST_EFORMAT;
             goto out;
         }
         if (strcmp(e->string, "__metadata__") == 0) {
             if (seen_meta) {
-                rc = errf(err, errlen, ST_EFORMAT, f->name, "__metadata__ appears twice");
+                core_errorf(err, errlen, "%s: __metadata__ appears twice", f->name);
+                rc = ST_EFORMAT;
                 goto out;
             }
             seen_meta = true;
@@ -259,7 +266,8 @@ st_status st_parse(st_file *f, const void *buf, size_t len, const char *name, ch
     qsort(names, (size_t)f->ntensors, sizeof(char *), name_cmp);
     for (int i = 1; i < f->ntensors; i++)
         if (strcmp(names[i - 1], names[i]) == 0) {
-            rc = errf(err, errlen, ST_EFORMAT, f->name, "tensor '%s' appears twice", names[i]);
+            core_errorf(err, errlen, "%s: tensor '%s' appears twice", f->name, names[i]);
+            rc = ST_EFORMAT;
             goto out;
         }
     /* the tensors must tile the data section: sorted by offset, each starts where the last
@@ -268,19 +276,19 @@ st_status st_parse(st_file *f, const void *buf, size_t len, const char *name, ch
     uint64_t expect = 0;
     for (int i = 0; i < f->ntensors; i++) {
         if (spans[i].begin != expect) {
-            rc = errf(err, errlen, ST_EFORMAT, f->name,
-                      "tensor '%s' starts at data byte %llu, expected %llu (%s)",
-                      f->tensors[spans[i].idx].name, (unsigned long long)spans[i].begin,
-                      (unsigned long long)expect,
-                      spans[i].begin < expect ? "overlaps another tensor" : "gap before it");
+            core_errorf(err, errlen, "%s: tensor '%s' starts at data byte %llu, expected %llu (%s)",
+                        f->name, f->tensors[spans[i].idx].name, (unsigned long long)spans[i].begin,
+                        (unsigned long long)expect,
+                        spans[i].begin < expect ? "overlaps another tensor" : "gap before it");
+            rc = ST_EFORMAT;
             goto out;
         }
         expect = spans[i].end;
     }
     if (expect != data_len) {
-        rc = errf(err, errlen, ST_EFORMAT, f->name,
-                  "the data section has %llu bytes but the tensors cover %llu",
-                  (unsigned long long)data_len, (unsigned long long)expect);
+        core_errorf(err, errlen, "%s: the data section has %llu bytes but the tensors cover %llu",
+                    f->name, (unsigned long long)data_len, (unsigned long long)expect);
+        rc = ST_EFORMAT;
         goto out;
     }
 out:
@@ -301,7 +309,7 @@ st_status st_open(st_file *f, const char *path, char *err, size_t errlen) {
     core_mmap m = {0};
     char e[512];
     if (core_mmap_open(&m, path, e, sizeof e) != 0)
-        return errf(err, errlen, ST_EIO, path, "cannot map the file: %s", e);
+        return core_errorf(err, errlen, "%s: cannot map the file: %s", path, e), ST_EIO;
     st_status rc = st_parse(f, m.ptr, m.size, path, err, errlen);
     if (rc != ST_OK) {
         core_mmap_close(&m);
@@ -441,30 +449,35 @@ st_status st_write(const char *path, const st_write_tensor *tensors, int n,
     for (int i = 0; i < n; i++) {
         const st_write_tensor *t = &tensors[i];
         if (!t->name || !*t->name || strcmp(t->name, "__metadata__") == 0) {
-            rc = errf(err, errlen, ST_EINVAL, path, "tensor %d has no usable name", i);
+            core_errorf(err, errlen, "%s: tensor %d has no usable name", path, i);
+            rc = ST_EINVAL;
             goto out;
         }
         for (int j = 0; j < i; j++)
             if (strcmp(tensors[j].name, t->name) == 0) {
-                rc = errf(err, errlen, ST_EINVAL, path, "tensor '%s' given twice", t->name);
+                core_errorf(err, errlen, "%s: tensor '%s' given twice", path, t->name);
+                rc = ST_EINVAL;
                 goto out;
             }
         if (t->dtype < 0 || t->dtype >= ST_NDTYPES || t->ndim < 0 || t->ndim > ST_MAX_DIMS) {
-            rc = errf(err, errlen, ST_EINVAL, path, "tensor '%s': bad dtype or rank", t->name);
+            core_errorf(err, errlen, "%s: tensor '%s': bad dtype or rank", path, t->name);
+            rc = ST_EINVAL;
             goto out;
         }
         uint64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) {
             if (t->shape[d] < 0 ||
                 (t->shape[d] != 0 && numel > UINT64_MAX / 16 / (uint64_t)t->shape[d])) {
-                rc = errf(err, errlen, ST_EINVAL, path, "tensor '%s': bad shape", t->name);
+                core_errorf(err, errlen, "%s: tensor '%s': bad shape", path, t->name);
+                rc = ST_EINVAL;
                 goto out;
             }
             numel *= (uint64_t)t->shape[d];
         }
         nbytes[i] = numel * st_dtype_size(t->dtype);
         if (nbytes[i] && !t->data) {
-            rc = errf(err, errlen, ST_EINVAL, path, "tensor '%s' has no data", t->name);
+            core_errorf(err, errlen, "%s: tensor '%s' has no data", path, t->name);
+            rc = ST_EINVAL;
             goto out;
         }
     }
@@ -474,7 +487,8 @@ st_status st_write(const char *path, const st_write_tensor *tensors, int n,
         sb_puts(&h, "\"__metadata__\":{");
         for (int i = 0; i < nmeta; i++) {
             if (!meta_keys[i] || !meta_values[i]) {
-                rc = errf(err, errlen, ST_EINVAL, path, "metadata entry %d is NULL", i);
+                core_errorf(err, errlen, "%s: metadata entry %d is NULL", path, i);
+                rc = ST_EINVAL;
                 goto out;
             }
             if (i) sb_puts(&h, ",");
@@ -508,7 +522,8 @@ st_status st_write(const char *path, const st_write_tensor *tensors, int n,
     while ((8 + h.n) % 8 != 0)
         sb_puts(&h, " ");
     if (h.n > ST_MAX_HEADER) {
-        rc = errf(err, errlen, ST_EINVAL, path, "header of %zu bytes is too large", h.n);
+        core_errorf(err, errlen, "%s: header of %zu bytes is too large", path, h.n);
+        rc = ST_EINVAL;
         goto out;
     }
     unsigned char len8[8];
@@ -517,7 +532,8 @@ st_status st_write(const char *path, const st_write_tensor *tensors, int n,
     core_atomic_file af;
     char e[512];
     if (core_atomic_open(&af, path, e, sizeof e) != 0) {
-        rc = errf(err, errlen, ST_EIO, path, "%s", e);
+        core_errorf(err, errlen, "%s: %s", path, e);
+        rc = ST_EIO;
         goto out;
     }
     bool ok = fwrite(len8, 1, 8, af.fp) == 8 && fwrite(h.p, 1, h.n, af.fp) == h.n;
@@ -525,12 +541,14 @@ st_status st_write(const char *path, const st_write_tensor *tensors, int n,
         if (nbytes[i]) ok = fwrite(tensors[i].data, 1, nbytes[i], af.fp) == nbytes[i];
     if (!ok) {
         core_atomic_abort(&af);
-        rc = errf(err, errlen, ST_EIO, path, "write failed");
+        core_errorf(err, errlen, "%s: write failed", path);
+        rc = ST_EIO;
         goto out;
     }
     if (core_atomic_commit(&af, e, sizeof e) != 0) {
         core_atomic_abort(&af);
-        rc = errf(err, errlen, ST_EIO, path, "%s", e);
+        core_errorf(err, errlen, "%s: %s", path, e);
+        rc = ST_EIO;
         goto out;
     }
 out:

@@ -7,33 +7,16 @@
  * Floats are stored as the host's IEEE-754 little-endian bytes (every machine cram runs on). */
 #include "train/trainstate.h"
 
+#include "core/check.h"
 #include "core/fileio.h"
 #include "core/hash.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 static const char ts_magic[8] = {'C', 'R', 'A', 'M', 'S', 'T', 'A', 'T'};
 #define TS_FIXED 72
-
-static ts_status errf(char *err, size_t errlen, ts_status code, const char *path, const char *fmt,
-                      ...) __attribute__((format(printf, 5, 6)));
-static ts_status errf(char *err, size_t errlen, ts_status code, const char *path, const char *fmt,
-                      ...) {
-    if (err && errlen) {
-        int k = snprintf(err, errlen, "%s: ", path);
-        if (k < 0) k = 0;
-        if ((size_t)k < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return code;
-}
 
 static void put_u32(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++)
@@ -85,9 +68,10 @@ static size_t encode_header(unsigned char *buf, const ts_header *h) {
 ts_status ts_write(const char *path, const ts_header *h, const float *params, const float *m,
                    const float *v, char *err, size_t errlen) {
     if (h->npos > TS_MAX_POS || h->rng_bytes > TS_MAX_RNG)
-        return errf(err, errlen, TS_EINVAL, path, "too many position words or RNG bytes");
+        return core_errorf(err, errlen, "%s: too many position words or RNG bytes", path),
+               TS_EINVAL;
     if (h->n && (!params || !m || !v))
-        return errf(err, errlen, TS_EINVAL, path, "missing parameter or moment buffers");
+        return core_errorf(err, errlen, "%s: missing parameter or moment buffers", path), TS_EINVAL;
     unsigned char hdr[TS_FIXED + 8 * TS_MAX_POS + TS_MAX_RNG];
     size_t hn = encode_header(hdr, h);
     core_hash hs;
@@ -96,7 +80,7 @@ ts_status ts_write(const char *path, const ts_header *h, const float *params, co
     core_atomic_file af;
     char e[512];
     if (core_atomic_open(&af, path, e, sizeof e) != 0)
-        return errf(err, errlen, TS_EIO, path, "%s", e);
+        return core_errorf(err, errlen, "%s: %s", path, e), TS_EIO;
     bool ok = fwrite(hdr, 1, hn, af.fp) == hn;
     const float *bufs[3] = {params, m, v};
     for (int b = 0; b < 3 && ok && h->n; b++) {
@@ -109,11 +93,11 @@ ts_status ts_write(const char *path, const ts_header *h, const float *params, co
     ok = ok && fwrite(sum, 1, 8, af.fp) == 8;
     if (!ok) {
         core_atomic_abort(&af);
-        return errf(err, errlen, TS_EIO, path, "write failed");
+        return core_errorf(err, errlen, "%s: write failed", path), TS_EIO;
     }
     if (core_atomic_commit(&af, e, sizeof e) != 0) {
         core_atomic_abort(&af);
-        return errf(err, errlen, TS_EIO, path, "%s", e);
+        return core_errorf(err, errlen, "%s: %s", path, e), TS_EIO;
     }
     return TS_OK;
 }
@@ -124,45 +108,52 @@ ts_status ts_read(const char *path, ts_header *h, float *params, float *m, float
     core_mmap map = {0};
     char e[512];
     if (core_mmap_open(&map, path, e, sizeof e) != 0)
-        return errf(err, errlen, TS_EIO, path, "%s", e);
+        return core_errorf(err, errlen, "%s: %s", path, e), TS_EIO;
     const unsigned char *p = map.ptr;
     const size_t len = map.size;
     ts_status rc = TS_OK;
     if (len < 8 || memcmp(p, ts_magic, 8) != 0) {
-        rc = errf(err, errlen, TS_EFORMAT, path, "not a cram training-state file (bad magic)");
+        core_errorf(err, errlen, "%s: not a cram training-state file (bad magic)", path);
+        rc = TS_EFORMAT;
         goto out;
     }
     if (len < TS_FIXED + 8) {
-        rc = errf(err, errlen, TS_EFORMAT, path, "truncated (%zu bytes)", len);
+        core_errorf(err, errlen, "%s: truncated (%zu bytes)", path, len);
+        rc = TS_EFORMAT;
         goto out;
     }
     uint32_t version = get_u32(p + 8);
     if (version != TS_VERSION) {
-        rc = errf(err, errlen, TS_EFORMAT, path,
-                  "training-state version %u, this build reads version %u", version, TS_VERSION);
+        core_errorf(err, errlen, "%s: training-state version %u, this build reads version %u", path,
+                    version, TS_VERSION);
+        rc = TS_EFORMAT;
         goto out;
     }
     uint64_t fn = get_u64(p + 56);
     uint32_t npos = get_u32(p + 64), rng_bytes = get_u32(p + 68);
     if (npos > TS_MAX_POS || rng_bytes > TS_MAX_RNG) {
-        rc = errf(err, errlen, TS_EFORMAT, path, "corrupt header (%u position words, %u RNG bytes)",
-                  npos, rng_bytes);
+        core_errorf(err, errlen, "%s: corrupt header (%u position words, %u RNG bytes)", path, npos,
+                    rng_bytes);
+        rc = TS_EFORMAT;
         goto out;
     }
     size_t hn = TS_FIXED + 8 * (size_t)npos + rng_padded(rng_bytes);
     if (fn > (SIZE_MAX - hn - 8) / 12 || len != hn + 12 * fn + 8) {
-        rc = errf(err, errlen, TS_EFORMAT, path,
-                  "file has %zu bytes, but its header (%llu parameters) says %llu: truncated or "
-                  "corrupt",
-                  len, (unsigned long long)fn,
-                  fn > (SIZE_MAX - hn - 8) / 12 ? 0ULL : (unsigned long long)(hn + 12 * fn + 8));
+        core_errorf(
+            err, errlen,
+            "%s: file has %zu bytes, but its header (%llu parameters) says %llu: truncated or "
+            "corrupt",
+            path, len, (unsigned long long)fn,
+            fn > (SIZE_MAX - hn - 8) / 12 ? 0ULL : (unsigned long long)(hn + 12 * fn + 8));
+        rc = TS_EFORMAT;
         goto out;
     }
     uint64_t want = get_u64(p + len - 8), got = core_hash64(p, len - 8, 0);
     if (want != got) {
-        rc = errf(err, errlen, TS_EFORMAT, path,
-                  "checksum mismatch (stored %016llx, computed %016llx): the file is corrupt",
-                  (unsigned long long)want, (unsigned long long)got);
+        core_errorf(err, errlen,
+                    "%s: checksum mismatch (stored %016llx, computed %016llx): the file is corrupt",
+                    path, (unsigned long long)want, (unsigned long long)got);
+        rc = TS_EFORMAT;
         goto out;
     }
     h->step = get_u64(p + 16);
@@ -179,15 +170,16 @@ ts_status ts_read(const char *path, ts_header *h, float *params, float *m, float
     memcpy(h->rng, p + TS_FIXED + 8 * npos, rng_bytes);
     if (!params) goto out;
     if (fn != n) {
-        rc = errf(err, errlen, TS_EMISMATCH, path,
-                  "holds %llu parameters, the model has %zu (a different architecture?)",
-                  (unsigned long long)fn, n);
+        core_errorf(err, errlen,
+                    "%s: holds %llu parameters, the model has %zu (a different architecture?)",
+                    path, (unsigned long long)fn, n);
+        rc = TS_EMISMATCH;
         goto out;
     }
     if (expect_model_hash && h->model_hash != expect_model_hash) {
-        rc = errf(err, errlen, TS_EMISMATCH, path,
-                  "parameter layout %016llx differs from the model's %016llx",
-                  (unsigned long long)h->model_hash, (unsigned long long)expect_model_hash);
+        core_errorf(err, errlen, "%s: parameter layout %016llx differs from the model's %016llx",
+                    path, (unsigned long long)h->model_hash, (unsigned long long)expect_model_hash);
+        rc = TS_EMISMATCH;
         goto out;
     }
     if (n) {
