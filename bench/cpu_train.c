@@ -10,7 +10,9 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "model/model.h"
+#include "ops/backend.h"
 #include "ops/ops.h"
+#include "optim/adamw.h"
 
 #include <math.h>
 #include <omp.h>
@@ -91,9 +93,12 @@ static double run_cram(const bench_cfg *bc, int steps, double *loss_out) {
     bert_config c;
     char err[512];
     if (bert_config_from_cfg(&c, root, 32768, err, sizeof err)) core_die("%s", err);
+    const ops *o = backend_from_cfg(root, err, sizeof err); /* impl.device, threads, precision */
+    if (!o) core_die("%s", err);
+    adamw_hparams hp = {.beta1 = 0.9, .beta2 = 0.98, .eps = 1e-12, .weight_decay = 0.01};
     cfg_free(root);
     bert_model m;
-    bert_init(&m, &c, ops_cpu());
+    bert_init(&m, &c, o);
     bert_init_weights(&m, 1);
     int B = bc->mb, S = 128;
     int32_t *ids = xmalloc((size_t)B * S * 4), *labels = xmalloc((size_t)B * S * 4);
@@ -103,17 +108,15 @@ static double run_cram(const bench_cfg *bc, int steps, double *loss_out) {
     for (int step = 0; step <= steps; step++) {
         if (step == 1) t0 = core_now(); /* step 0 warms up (allocations, page faults) */
         make_batch(ids, labels, B, S, c.V, &r);
-        bert_zero_grad(&m);
         loss = bert_forward(&m, ids, NULL, labels, NULL, B, S, false, 1, (uint64_t)step);
         bert_backward(&m, 1.0f);
-        double norm = bert_grad_norm(&m);
-        float clip = norm > 0.5 ? (float)(0.5 / (norm + 1e-6)) : 1.0f;
-        bert_adamw_step(&m, 1e-3f, 0.9f, 0.98f, 1e-12f, 0.01f, clip, step + 1);
+        adamw_model_step(&m, NULL, &hp, 1e-3, 0.5, step + 1);
     }
     double tps = (double)steps * B * S / (core_now() - t0);
     *loss_out = loss;
     free(ids), free(labels);
     bert_free(&m);
+    backend_close(o);
     return tps;
 }
 

@@ -77,7 +77,6 @@ static void test_single_identity(void **state) {
     assert_int_equal(dist_shard_len(&d, n), n);
     dist_reduce_scatter_avg(&d, x, n);
     dist_all_gather(&d, x, n);
-    dist_cb_allreduce_avg(&d, x, n);
     dist_allreduce_avg_start(&d, x + 1, 500);
     dist_allreduce_avg_start(&d, x + 501, 500);
     dist_progress(&d);
@@ -95,12 +94,10 @@ static void test_single_identity(void **state) {
     for (int i = 0; i < 70; i++)
         iv[i] = i - 35; /* more than one 64-int piece */
     dist_allreduce_int(&d, iv, 70, DIST_MIN);
-    dist_cb_allreduce_min_int(&d, iv, 70);
     for (int i = 0; i < 70; i++)
         assert_int_equal(iv[i], i - 35);
     char bytes[5] = "abcd";
     dist_bcast_bytes(&d, bytes, sizeof bytes);
-    dist_cb_bcast_bytes(&d, bytes, sizeof bytes);
     assert_string_equal(bytes, "abcd");
     dist_barrier(&d);
     dist_abort(&d, 3); /* one process: returns, the caller exits */
@@ -457,7 +454,7 @@ static void test_ranks_bcast(void **state) {
     dist_bcast_bytes(d, msg, sizeof msg);
     assert_string_equal(msg, "from rank 0");
     double clock = 100.0 + d->rank; /* the budget clock: rank 0's for everyone */
-    dist_cb_bcast_bytes(d, &clock, sizeof clock);
+    dist_bcast_bytes(d, &clock, sizeof clock);
     assert_true(clock == 100.0);
     free(x);
     free(x0);
@@ -479,7 +476,7 @@ static void test_ranks_min_max(void **state) {
     dist_allreduce_i64(d, big, 2, DIST_MAX);
     assert_true(big[0] == (int64_t)(W - 1) << 40 && big[1] == 0);
     int flags[3] = {1, r != W - 1, r != 0}; /* train/'s allowed, no_recovery, !signalled */
-    dist_cb_allreduce_min_int(d, flags, 3);
+    dist_allreduce_int(d, flags, 3, DIST_MIN);
     assert_int_equal(flags[0], 1);
     assert_int_equal(flags[1], 0);
     assert_int_equal(flags[2], 0);

@@ -11,6 +11,8 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "model/model.h"
+#include "ops/backend.h"
+#include "optim/adamw.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -82,6 +84,37 @@ static const ref_tensor *ref_get(const ref_file *r, const char *name) {
     return NULL;
 }
 
+/* ---- the backends under test ---------------------------------------------------------------
+ * Every test that runs the model runs it on each backend row this machine can open (cpu,
+ * cpu-bf16, cuda when present), with that row's tolerances against the PyTorch fp32 fixtures.
+ * bf16 keeps 8 significant bits (relative rounding 2^-9); every activation and working weight is
+ * rounded once per op, so after a few layers errors of a few 2^-8 relative to a tensor's largest
+ * entry are the expected size, not a defect. */
+typedef struct {
+    double loss;   /* relative error of the loss */
+    double logits; /* max |a-b| / max |b| */
+    double grad;   /* the same per gradient tensor */
+    double steps;  /* relative error of the losses of 10 AdamW steps */
+    double same;   /* two computations that should agree (sparse vs dense decoding) */
+} row_tol;
+
+static row_tol tol_for(const ops *o) {
+    if (o->act_bytes == 4) return (row_tol){1e-5, 1e-5, 1e-4, 1e-5, 1e-6};
+    return (row_tol){1e-2, 3e-2, 6e-2, 2e-2, 1e-2};
+}
+
+#define FOR_EACH_ROW(o)                                                                            \
+    for (int row_ = 0; row_ < 3; row_++)                                                           \
+        for (const ops *o = row_open(row_); o; o = NULL)
+
+static const ops *row_open(int k) {
+    char why[256];
+    const ops *o = backend_row(k, why, sizeof why);
+    if (!o && why[0]) print_message("# %s\n", why);
+    if (o) print_message("# backend row %s\n", o->name);
+    return o;
+}
+
 /* ---- building models from the real configs ----------------------------------------------- */
 static cfg_node *compose(int n, char *const *overrides) {
     cfg_search s;
@@ -119,7 +152,8 @@ static double abs_max(const float *a, size_t n) {
     return s;
 }
 
-static void check_against(const char *fixture, int V, int n, char *const *overrides) {
+static void check_against(const ops *o, const char *fixture, int V, int n, char *const *overrides) {
+    row_tol tol = tol_for(o);
     ref_file r;
     ref_load(&r, fixture);
     bert_config c;
@@ -127,7 +161,7 @@ static void check_against(const char *fixture, int V, int n, char *const *overri
     if (config_for(&c, n, overrides, V, err, sizeof err)) fail_msg("%s", err);
     c.hidden_drop = c.attn_drop = c.emb_drop = 0.0f;
     bert_model m;
-    bert_init(&m, &c, ops_cpu());
+    bert_init(&m, &c, o);
     /* every parameter of the table comes from the fixture, and the counts agree */
     size_t loaded = 0;
     for (int i = 0; i < m.nparams; i++) {
@@ -149,18 +183,18 @@ static void check_against(const char *fixture, int V, int n, char *const *overri
     const ref_tensor *rl = ref_get(&r, "loss"), *rlog = ref_get(&r, "logits");
     float ref_loss = ((float *)rl->data)[0];
     print_message("# %s: loss %.7f (PyTorch %.7f)\n", fixture, loss, (double)ref_loss);
-    assert_true(fabs(loss - ref_loss) < 1e-5 * fabs(ref_loss));
+    assert_true(fabs(loss - ref_loss) < tol.loss * fabs(ref_loss));
     float *logits = malloc(rlog->n * sizeof(float));
     if (c.num_labels > 0) {
         assert_int_equal(rlog->n, (size_t)B * c.num_labels);
         bert_cls_logits(&m, logits);
     } else {
         assert_int_equal(rlog->n, (size_t)m.nrows * c.V);
-        m.ops->download(logits, m.logits, rlog->n * sizeof(float));
+        m.ops->download_act(m.ops, logits, m.logits, rlog->n);
     }
     double e = rel_err(logits, rlog->data, rlog->n);
     print_message("# logits rel err %.3g\n", e);
-    assert_true(e < 1e-5);
+    assert_true(e < tol.logits);
     free(logits);
     m.grad_enabled = true;
     assert_true(FORWARD() == loss);
@@ -175,9 +209,9 @@ static void check_against(const char *fixture, int V, int n, char *const *overri
         bert_grad_get(&m, i, g);
         double ge = rel_err(g, t->data, t->n);
         /* a key bias cannot change a softmax over keys: both gradients are rounding noise */
-        if (strstr(m.params[i].name, "key.bias")) ge = abs_max(g, t->n) * 1e3;
-        if (ge >= 1e-4) print_error("gradient of %s: rel err %.3g\n", m.params[i].name, ge);
-        assert_true(ge < 1e-4);
+        if (strstr(m.params[i].name, "key.bias")) ge = abs_max(g, t->n) * 1e3 * (tol.grad / 1e-4);
+        if (ge >= tol.grad) print_error("gradient of %s: rel err %.3g\n", m.params[i].name, ge);
+        assert_true(ge < tol.grad);
         worst = fmax(worst, ge);
         free(g);
     }
@@ -185,16 +219,14 @@ static void check_against(const char *fixture, int V, int n, char *const *overri
     /* 10 AdamW steps with clipping, same batch */
     const ref_tensor *steps = ref_get(&r, "step_losses");
     const float *want = steps->data;
+    adamw_hparams hp = {.beta1 = 0.9, .beta2 = 0.98, .eps = 1e-12, .weight_decay = 0.01};
+    bert_zero_grad(&m);
     for (int t = 0; t < (int)steps->n; t++) {
-        bert_zero_grad(&m);
         double l = FORWARD();
         bert_backward(&m, 1.0f);
-        double norm = bert_grad_norm(&m);
-        float clip = (float)(0.5 / (norm + 1e-6));
-        if (clip > 1.0f) clip = 1.0f;
-        bert_adamw_step(&m, 1e-3f, 0.9f, 0.98f, 1e-12f, 0.01f, clip, t + 1);
+        adamw_model_step(&m, NULL, &hp, 1e-3, 0.5, t + 1);
         print_message("# step %d loss %.6f (PyTorch %.6f)\n", t, l, (double)want[t]);
-        assert_true(fabs(l - want[t]) < 1e-5 * fabs(want[t]));
+        assert_true(fabs(l - want[t]) < tol.steps * fabs(want[t]));
     }
     bert_free(&m);
     ref_free(&r);
@@ -209,7 +241,7 @@ static void test_crammed_bert_vs_pytorch(void **state) {
                   "arch.intermed_size=256",
                   "arch.attention.num_attention_heads=4",
                   "arch.embedding.max_seq_length=16"};
-    check_against("tests/fixtures/model/crammed.bin", 512, 7, ov);
+    FOR_EACH_ROW(o) check_against(o, "tests/fixtures/model/crammed.bin", 512, 7, ov);
 }
 
 static void test_crammed_classifier_vs_pytorch(void **state) {
@@ -223,7 +255,7 @@ static void test_crammed_classifier_vs_pytorch(void **state) {
                   "arch.num_labels=3",
                   "arch.classification_head.pooler=zero_index",
                   "arch.classification_head.head_dim=48"};
-    check_against("tests/fixtures/model/classifier.bin", 128, 9, ov);
+    FOR_EACH_ROW(o) check_against(o, "tests/fixtures/model/classifier.bin", 128, 9, ov);
 }
 
 static void test_post_ln_bert_vs_pytorch(void **state) {
@@ -231,7 +263,7 @@ static void test_post_ln_bert_vs_pytorch(void **state) {
     char *ov[] = {"arch=hf-bert-tiny",          "arch.hidden_size=32",
                   "arch.num_hidden_layers=2",   "arch.num_attention_heads=2",
                   "arch.intermediate_size=128", "arch.max_position_embeddings=64"};
-    check_against("tests/fixtures/model/bert.bin", 512, 6, ov);
+    FOR_EACH_ROW(o) check_against(o, "tests/fixtures/model/bert.bin", 512, 6, ov);
 }
 
 /* SPEC 2.7 counts at V=32768 (the tied decoder counted once) */
@@ -320,20 +352,22 @@ static void test_sanity_check_model(void **state) {
     char err[512];
     char *ov[] = {"arch=sanity-check", "arch.width=16"};
     assert_int_equal(config_for(&c, 2, ov, 50, err, sizeof err), 0);
-    bert_model m;
-    bert_init(&m, &c, ops_cpu());
-    bert_init_weights(&m, 7);
-    int32_t ids[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 0};
-    double l = bert_forward(&m, ids, NULL, NULL, NULL, 2, 6, true, 1, 1);
-    assert_true(isfinite(l));
-    bert_zero_grad(&m);
-    bert_backward(&m, 1.0f);
-    float *g = malloc(m.params[m.wte].numel * sizeof(float));
-    bert_grad_get(&m, m.wte, g);
-    for (int h = 0; h < 16; h++)
-        assert_true(g[h] == 0.0f); /* pad row */
-    free(g);
-    bert_free(&m);
+    FOR_EACH_ROW(o) {
+        bert_model m;
+        bert_init(&m, &c, o);
+        bert_init_weights(&m, 7);
+        int32_t ids[12] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 0};
+        double l = bert_forward(&m, ids, NULL, NULL, NULL, 2, 6, true, 1, 1);
+        assert_true(isfinite(l));
+        bert_zero_grad(&m);
+        bert_backward(&m, 1.0f);
+        float *g = malloc(m.params[m.wte].numel * sizeof(float));
+        bert_grad_get(&m, m.wte, g);
+        for (int h = 0; h < 16; h++)
+            assert_true(g[h] == 0.0f); /* pad row */
+        free(g);
+        bert_free(&m);
+    }
 }
 
 /* ---- whole-model gradients against finite differences, for the variants without a PyTorch
@@ -406,6 +440,8 @@ static void test_model_finite_differences(void **state) {
         if (config_for(&c, fc->n, fc->ov, V, err, sizeof err)) fail_msg("%s: %s", fc->what, err);
         c.init_std = 0.3f;
         c.sparse_pred = c.sparse_pred > 0 ? 0.25 : 0.0;
+        /* fp32 only: bf16 rounding of the forward is far larger than a finite difference step
+         * can resolve; the bf16 row is held against the fp32 row and the fixtures instead */
         bert_model m;
         bert_init(&m, &c, ops_cpu());
         bert_init_weights(&m, 3);
@@ -468,25 +504,28 @@ static void test_sparse_row_choice(void **state) {
     assert_int_equal(config_for(&c, 6, ov, 30, err, sizeof err), 0);
     bert_config dense = c;
     dense.sparse_pred = 0.0;
-    bert_model ms, md;
-    bert_init(&ms, &c, ops_cpu());
-    bert_init(&md, &dense, ops_cpu());
-    bert_init_weights(&ms, 4);
-    bert_init_weights(&md, 4);
-    int32_t ids[8] = {3, 9, 6, 12, 6, 20, 7, 6};
-    /* n = round(0.25 * 8) = 2 */
-    int32_t one[8] = {-100, -100, 5, -100, -100, -100, -100, -100};
-    int32_t four[8] = {-100, 4, 5, -100, 8, -100, 2, 9};
-    int32_t last_two[8] = {-100, -100, -100, -100, -100, -100, 2, 9};
-    double a = bert_forward(&ms, ids, NULL, one, NULL, 1, 8, false, 0, 0);
-    double b = bert_forward(&md, ids, NULL, one, NULL, 1, 8, false, 0, 0);
-    assert_int_equal(ms.nrows, 2);
-    assert_true(fabs(a - b) < 1e-6);
-    a = bert_forward(&ms, ids, NULL, four, NULL, 1, 8, false, 0, 0);
-    b = bert_forward(&md, ids, NULL, last_two, NULL, 1, 8, false, 0, 0);
-    assert_true(fabs(a - b) < 1e-6);
-    bert_free(&ms);
-    bert_free(&md);
+    FOR_EACH_ROW(o) {
+        double same = tol_for(o).same;
+        bert_model ms, md;
+        bert_init(&ms, &c, o);
+        bert_init(&md, &dense, o);
+        bert_init_weights(&ms, 4);
+        bert_init_weights(&md, 4);
+        int32_t ids[8] = {3, 9, 6, 12, 6, 20, 7, 6};
+        /* n = round(0.25 * 8) = 2 */
+        int32_t one[8] = {-100, -100, 5, -100, -100, -100, -100, -100};
+        int32_t four[8] = {-100, 4, 5, -100, 8, -100, 2, 9};
+        int32_t last_two[8] = {-100, -100, -100, -100, -100, -100, 2, 9};
+        double a = bert_forward(&ms, ids, NULL, one, NULL, 1, 8, false, 0, 0);
+        double b = bert_forward(&md, ids, NULL, one, NULL, 1, 8, false, 0, 0);
+        assert_int_equal(ms.nrows, 2);
+        assert_true(fabs(a - b) < same * fabs(b));
+        a = bert_forward(&ms, ids, NULL, four, NULL, 1, 8, false, 0, 0);
+        b = bert_forward(&md, ids, NULL, last_two, NULL, 1, 8, false, 0, 0);
+        assert_true(fabs(a - b) < same * fabs(b));
+        bert_free(&ms);
+        bert_free(&md);
+    }
 }
 
 /* the activation arena is reused across shapes: after a longer batch, a shorter one gives the
@@ -504,42 +543,44 @@ static void test_arena_reuse_across_shapes(void **state) {
     bert_config c;
     char err[512];
     assert_int_equal(config_for(&c, 8, ov, 30, err, sizeof err), 0);
-    bert_model used, fresh;
-    bert_init(&used, &c, ops_cpu());
-    bert_init(&fresh, &c, ops_cpu());
-    bert_init_weights(&used, 6);
-    bert_init_weights(&fresh, 6);
-    enum { B = 2, SL = 24, SS = 8 };
-    int32_t ids[B * SL], labels[B] = {2, 1};
-    float mask[B * SL];
-    for (int i = 0; i < B * SL; i++) {
-        ids[i] = 1 + (i * 7) % 29;
-        mask[i] = (i % SL) < SL - 3 ? 1.0f : 0.0f;
+    FOR_EACH_ROW(o) {
+        bert_model used, fresh;
+        bert_init(&used, &c, o);
+        bert_init(&fresh, &c, o);
+        bert_init_weights(&used, 6);
+        bert_init_weights(&fresh, 6);
+        enum { B = 2, SL = 24, SS = 8 };
+        int32_t ids[B * SL], labels[B] = {2, 1};
+        float mask[B * SL];
+        for (int i = 0; i < B * SL; i++) {
+            ids[i] = 1 + (i * 7) % 29;
+            mask[i] = (i % SL) < SL - 3 ? 1.0f : 0.0f;
+        }
+        bert_forward_cls(&used, ids, NULL, mask, labels, NULL, B, SL, true, 3, 1);
+        bert_backward(&used, 1.0f);
+        size_t cap = used.arena_cap;
+        void *arena = used.arena;
+        bert_zero_grad(&used);
+        int32_t sids[B * SS];
+        float smask[B * SS];
+        for (int i = 0; i < B * SS; i++) {
+            sids[i] = 1 + (i * 5) % 29;
+            smask[i] = (i % SS) < SS - 1 ? 1.0f : 0.0f;
+        }
+        double a = bert_forward_cls(&used, sids, NULL, smask, labels, NULL, B, SS, true, 3, 2);
+        double b = bert_forward_cls(&fresh, sids, NULL, smask, labels, NULL, B, SS, true, 3, 2);
+        assert_true(used.arena == arena && used.arena_cap == cap); /* no new allocation */
+        assert_true(a == b);
+        bert_backward(&used, 1.0f);
+        bert_backward(&fresh, 1.0f);
+        float *ga = malloc(used.numel * sizeof(float)), *gb = malloc(used.numel * sizeof(float));
+        used.ops->download(used.ops, ga, used.g, used.numel * sizeof(float));
+        fresh.ops->download(fresh.ops, gb, fresh.g, fresh.numel * sizeof(float));
+        assert_memory_equal(ga, gb, used.numel * sizeof(float));
+        free(ga), free(gb);
+        bert_free(&used);
+        bert_free(&fresh);
     }
-    bert_forward_cls(&used, ids, NULL, mask, labels, NULL, B, SL, true, 3, 1);
-    bert_backward(&used, 1.0f);
-    size_t cap = used.arena_cap;
-    float *arena = used.arena;
-    bert_zero_grad(&used);
-    int32_t sids[B * SS];
-    float smask[B * SS];
-    for (int i = 0; i < B * SS; i++) {
-        sids[i] = 1 + (i * 5) % 29;
-        smask[i] = (i % SS) < SS - 1 ? 1.0f : 0.0f;
-    }
-    double a = bert_forward_cls(&used, sids, NULL, smask, labels, NULL, B, SS, true, 3, 2);
-    double b = bert_forward_cls(&fresh, sids, NULL, smask, labels, NULL, B, SS, true, 3, 2);
-    assert_true(used.arena == arena && used.arena_cap == cap); /* no new allocation */
-    assert_true(a == b);
-    bert_backward(&used, 1.0f);
-    bert_backward(&fresh, 1.0f);
-    float *ga = malloc(used.numel * sizeof(float)), *gb = malloc(used.numel * sizeof(float));
-    used.ops->download(ga, used.g, used.numel * sizeof(float));
-    fresh.ops->download(gb, fresh.g, fresh.numel * sizeof(float));
-    assert_memory_equal(ga, gb, used.numel * sizeof(float));
-    free(ga), free(gb);
-    bert_free(&used);
-    bert_free(&fresh);
 }
 
 int main(void) {

@@ -8,6 +8,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/report.h"
 #include "core/rng.h"
 #include "core/rundir.h"
 #include "core/timer.h"

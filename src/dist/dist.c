@@ -109,6 +109,10 @@ static void set_single(dist *d, bool gpu_buffers) {
     d->impl = &none_impl;
 }
 
+void dist_single(dist *d, bool gpu_buffers) {
+    set_single(d, gpu_buffers);
+}
+
 /* ---- what this build holds ---------------------------------------------------------------- */
 
 #ifndef CRAM_HAVE_MPI
@@ -356,18 +360,4 @@ int dist_first_then_rest(dist *d, bool per_node, int (*fn)(void *ctx, char *err,
     if (bad == INT64_MAX) return 0;
     if (!failed) snprintf(err, errlen, "rank %lld failed (see its message)", (long long)bad);
     return -1;
-}
-
-/* ---- callbacks ---------------------------------------------------------------------------- */
-
-void dist_cb_allreduce_avg(void *ctx, float *buf, size_t n) {
-    dist_allreduce_avg(ctx, buf, n);
-}
-
-void dist_cb_bcast_bytes(void *ctx, void *buf, size_t bytes) {
-    dist_bcast_bytes(ctx, buf, bytes);
-}
-
-void dist_cb_allreduce_min_int(void *ctx, int *v, int n) {
-    dist_allreduce_int(ctx, v, n, DIST_MIN);
 }

@@ -55,6 +55,9 @@ typedef struct dist {
  * Returns 0, or -1 with a message (unknown backend, built without MPI/NCCL, more ranks on a node
  * than GPUs, MPI or NCCL start-up failed). */
 int dist_init(dist *d, const char *backend, bool gpu_buffers, char *err, size_t errlen);
+/* The one-process dist (rank 0 of 1, collectives are identities) without looking at the
+ * environment: for library callers that run inside a process of their own. */
+void dist_single(dist *d, bool gpu_buffers);
 /* Finalizes (MPI_Finalize after destroying the NCCL communicator); collective: every rank must
  * call it. Leaves a single-process dist behind, so calling it twice is harmless. */
 void dist_free(dist *d);
@@ -153,11 +156,5 @@ bool dist_same_everywhere(dist *d, const void *p, size_t nbytes);
  * with this rank's message (or one naming the rank that failed). */
 int dist_first_then_rest(dist *d, bool per_node, int (*fn)(void *ctx, char *err, size_t errlen),
                          void *ctx, char *err, size_t errlen);
-
-/* ---- the same operations as callbacks with a void *ctx (a dist *), for function tables such
- * as train/'s train_dist seam: .ctx = &d, .allreduce_mean = dist_cb_allreduce_avg, ... ---- */
-void dist_cb_allreduce_avg(void *ctx, float *buf, size_t n);
-void dist_cb_bcast_bytes(void *ctx, void *buf, size_t bytes);
-void dist_cb_allreduce_min_int(void *ctx, int *v, int n);
 
 #endif

@@ -13,11 +13,12 @@
 #endif
 
 #include "core/core.h"
+#include "ops/backend.h"
 #include "eval/eval.h"
 #include "model/safetensors.h"
 
-static int load_any(bert_model *m, tok_tokenizer **tok, const char *src, bool *hf, char *err,
-                    size_t errlen) {
+static int load_any(const ops *o, bert_model *m, tok_tokenizer **tok, const char *src, bool *hf,
+                    char *err, size_t errlen) {
     const char *dir = src;
     char p[CORE_PATH_MAX + 32];
     *hf = false;
@@ -53,7 +54,7 @@ static int load_any(bert_model *m, tok_tokenizer **tok, const char *src, bool *h
     }
     c.num_labels = 0;
     c.sparse_pred = 0; /* decode every row (only the reference logits read it) */
-    bert_init(m, &c, ops_cpu());
+    bert_init(m, &c, o);
     bert_init_weights(m, 0);
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     int nl, nm;
@@ -94,7 +95,7 @@ static int write_reference_logits(bert_model *m, const tok_tokenizer *tok, const
     }
     size_t nlog = (size_t)B * S * m->cfg.V;
     float *logits = malloc(nlog * sizeof *logits);
-    m->ops->download(logits, m->logits, nlog * sizeof(float));
+    m->ops->download_act(m->ops, logits, m->logits, nlog);
     int64_t s_ids[2] = {B, S}, s_log[3] = {B, S, m->cfg.V};
     int32_t imask[4 * 16];
     for (int i = 0; i < B * S; i++)
@@ -134,16 +135,24 @@ int export_cli_main(int argc, char **argv) {
         fprintf(stderr, "usage: cram export SRC DST [--reference-logits=FILE]\n");
         return 2;
     }
-    ops_cpu_blas_init();
     core_log_init(0);
     char err[1024];
+    /* export reads and writes fp32 masters; the backend (impl.device=auto, fp32) only runs the
+     * forward for --reference-logits */
+    const ops *o = backend_from_cfg(NULL, err, sizeof err);
+    if (!o) {
+        fprintf(stderr, "cram export: %s\n", err);
+        return 2;
+    }
     bert_model m;
     tok_tokenizer *tok = NULL;
     bool hf;
     memset(&m, 0, sizeof m);
-    if (load_any(&m, &tok, src, &hf, err, sizeof err)) {
+    if (load_any(o, &m, &tok, src, &hf, err, sizeof err)) {
         fprintf(stderr, "cram export: %s\n", err);
         tok_free(tok);
+        bert_free(&m);
+        backend_close(o);
         return 2;
     }
     int rc = hf_export(&m, tok, dst, err, sizeof err);
@@ -166,5 +175,6 @@ int export_cli_main(int argc, char **argv) {
                m.cfg.kind == BERT_ARCH_HF ? "BertForMaskedLM" : "crammed-bert, reference names");
     bert_free(&m);
     tok_free(tok);
+    backend_close(o);
     return rc ? 1 : 0;
 }

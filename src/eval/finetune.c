@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,28 +25,9 @@
 #include "data/data.h"
 #include "optim/adamw.h"
 #include "optim/sched.h"
-#include "train/train.h"
+#include "ops/backend.h"
 
 #define ERRLEN 1024
-
-/* ---- config helpers ---- */
-
-static const char *cstr(const cfg_node *r, const char *path, const char *def) {
-    const cfg_node *n = cfg_get(r, path);
-    return n && n->type == CFG_STR ? n->s : def;
-}
-static int64_t cint(const cfg_node *r, const char *path, int64_t def) {
-    const cfg_node *n = cfg_get(r, path);
-    return n && n->type == CFG_INT ? n->i : n && n->type == CFG_FLOAT ? (int64_t)n->f : def;
-}
-static bool cbool(const cfg_node *r, const char *path, bool def) {
-    const cfg_node *n = cfg_get(r, path);
-    return n && n->type == CFG_BOOL ? n->b : def;
-}
-static double cnum(const cfg_node *r, const char *path, double def) {
-    const cfg_node *n = cfg_get(r, path);
-    return n && n->type == CFG_FLOAT ? n->f : n && n->type == CFG_INT ? (double)n->i : def;
-}
 
 /* dst <- src, recursively for maps (eval.arch_modifications over the checkpoint's arch) */
 static void cfg_merge(cfg_node *dst, const cfg_node *src) {
@@ -60,15 +40,6 @@ static void cfg_merge(cfg_node *dst, const cfg_node *src) {
     }
 }
 
-static uint64_t draw_seed(void) {
-    uint32_t x = 0;
-    int fd = open("/dev/urandom", O_RDONLY);
-    if (fd < 0 || read(fd, &x, sizeof x) != (ssize_t)sizeof x)
-        x = (uint32_t)time(NULL) ^ (uint32_t)getpid();
-    if (fd >= 0) close(fd);
-    return x == UINT32_MAX ? 0 : x;
-}
-
 /* ---- the checkpoint ---- */
 
 typedef struct ckpt {
@@ -79,8 +50,9 @@ typedef struct ckpt {
 /* eval.checkpoint: latest | smallest | hf:PATH | hf://PATH | an absolute path | a sub-folder of
  * <base_dir>/<name>/checkpoints. */
 static int find_checkpoint(ckpt *c, const cfg_node *cfg, char *err, size_t errlen) {
-    const char *want = cstr(cfg, "eval.checkpoint", "latest");
-    const char *base = cstr(cfg, "base_dir", "outputs"), *name = cstr(cfg, "name", "default");
+    const char *want = cfg_str_or(cfg, "eval.checkpoint", "latest");
+    const char *base = cfg_str_or(cfg, "base_dir", "outputs"),
+               *name = cfg_str_or(cfg, "name", "default");
     memset(c, 0, sizeof *c);
     if (strncmp(want, "hf:", 3) == 0) {
         const char *p = want + 3;
@@ -205,6 +177,7 @@ typedef struct job {
     bool shuffle, dryrun, train_mode;
     uint64_t seed;
     int64_t carry_warmup; /* reference_warmup_carry_over: the first task's warmup, else -1 */
+    const ops *ops;
 } job;
 
 /* bytes of one padded [mbs, S] batch buffer: S is at most max_len rounded up to 8 */
@@ -320,7 +293,7 @@ static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encod
     }
     c.num_labels = t->nlabels;
     bert_model m;
-    bert_init(&m, &c, ops_cpu());
+    bert_init(&m, &c, J->ops);
     bert_init_weights(&m, J->seed);
     char wpath[CORE_PATH_MAX + 32];
     snprintf(wpath, sizeof wpath, "%s/model.safetensors", J->ck->dir);
@@ -366,9 +339,9 @@ static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encod
     }
     if (J->carry_warmup >= 0)
         s.warmup = J->carry_warmup;
-    else if (cbool(J->cfg, "eval.reference_warmup_carry_over", false))
+    else if (cfg_bool_or(J->cfg, "eval.reference_warmup_carry_over", false))
         J->carry_warmup = s.warmup;
-    double clip = cnum(J->cfg, "eval.gradient_clipping", 0);
+    double clip = cfg_num_or(J->cfg, "eval.gradient_clipping", 0);
     int accum = J->batch / J->mbs;
 
     size_t *order = malloc(etr.n * sizeof *order);
@@ -399,18 +372,12 @@ static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encod
                                     J->mbs, S, J->train_mode, J->seed, (uint64_t)ustep);
             bert_backward(&m, 1.0f / (float)accum);
             sum += loss;
-            if ((ustep + 1) % accum == 0) {
-                float gs = 1.0f;
-                if (clip > 0) gs = adamw_clip_coef(bert_grad_norm(&m), clip);
-                double lr = sched_lr(&s, ustep, 0);
-                bert_adamw_step(&m, (float)lr, (float)hp.beta1, (float)hp.beta2, (float)hp.eps,
-                                (float)hp.weight_decay, gs, ++t_opt);
-                bert_zero_grad(&m);
-            }
+            if ((ustep + 1) % accum == 0)
+                adamw_model_step(&m, NULL, &hp, sched_lr(&s, ustep, 0), clip, ++t_opt);
         }
         double dt = core_now() - t0;
         char eta[64];
-        train_format_timedelta(eta, sizeof eta, dt * J->epochs);
+        core_format_timedelta(eta, sizeof eta, dt * J->epochs);
         double tps = (double)b * J->max_len * J->mbs / (dt > 0 ? dt : 1e-9);
         core_log_info("Train loss %2.4f at step %lld with lr %.5f. [Avg: %2.4f] after epoch %d. "
                       "Perf: %2.4fmin per epoch (%.0ft/s). Estimated Total Train: %s.",
@@ -451,18 +418,24 @@ static void usage(FILE *f) {
           f);
 }
 
-static int job_main(cfg_node *cfg, int argc, char **argv) {
+typedef struct backend_pick {
+    const ops *ops;
+    const char *why;
+} backend_pick;
+
+static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv) {
     char err[ERRLEN] = "";
     core_log_init(0);
     job J = {.cfg = cfg, .carry_warmup = -1};
-    const char *name = cstr(cfg, "name", "default"), *base = cstr(cfg, "base_dir", "outputs");
-    J.dryrun = cbool(cfg, "dryrun", false);
-    J.batch = (int)cint(cfg, "eval.batch_size", 16);
-    J.mbs = (int)cint(cfg, "impl.microbatch_size", 16);
-    J.epochs = (int)cint(cfg, "eval.epochs", 5);
-    J.max_len = (int)cint(cfg, "eval.max_seq_length", 128);
-    J.shuffle = cbool(cfg, "impl.shuffle_in_dataloader", false);
-    J.train_mode = cbool(cfg, "eval.eval_in_train_mode", true);
+    const char *name = cfg_str_or(cfg, "name", "default"),
+               *base = cfg_str_or(cfg, "base_dir", "outputs");
+    J.dryrun = cfg_bool_or(cfg, "dryrun", false);
+    J.batch = (int)cfg_int_or(cfg, "eval.batch_size", 16);
+    J.mbs = (int)cfg_int_or(cfg, "impl.microbatch_size", 16);
+    J.epochs = (int)cfg_int_or(cfg, "eval.epochs", 5);
+    J.max_len = (int)cfg_int_or(cfg, "eval.max_seq_length", 128);
+    J.shuffle = cfg_bool_or(cfg, "impl.shuffle_in_dataloader", false);
+    J.train_mode = cfg_bool_or(cfg, "eval.eval_in_train_mode", true);
     if (J.mbs > J.batch) {
         /* the reference rejects this; impl changes speed only, so cram takes the batch size */
         J.mbs = J.batch;
@@ -475,7 +448,7 @@ static int job_main(cfg_node *cfg, int argc, char **argv) {
     }
     /* eval.data_dir: absolute, or under impl.path, resolved as the token stores resolve it
      * (data_root: relative to the launch directory, ~ expanded) */
-    const char *dd = cstr(cfg, "eval.data_dir", "glue_data");
+    const char *dd = cfg_str_or(cfg, "eval.data_dir", "glue_data");
     char root[CORE_PATH_MAX], derr[512] = "";
     if (dd[0] == '/') {
         snprintf(J.data_dir, sizeof J.data_dir, "%s", dd);
@@ -486,9 +459,7 @@ static int job_main(cfg_node *cfg, int argc, char **argv) {
         return 2;
     }
 
-    int cores = omp_get_num_procs();
-    int64_t want = cint(cfg, "impl.threads", 0);
-    omp_set_num_threads(want > 0 && want < cores ? (int)want : cores);
+    J.ops = bc->ops;
 
     char run_dir[CORE_PATH_MAX];
     if (core_run_dir(run_dir, sizeof run_dir, base, name, "downstream", time(NULL), err,
@@ -502,11 +473,11 @@ static int job_main(cfg_node *cfg, int argc, char **argv) {
     cfg_node *sn = cfg_get(cfg, "seed");
     if (!sn || sn->type == CFG_NULL) {
         cfg_node *v = cfg_new(CFG_INT);
-        v->i = (int64_t)draw_seed();
+        v->i = (int64_t)core_draw_seed();
         cfg_map_set(cfg, "seed", v);
     }
-    J.seed = (uint64_t)cint(cfg, "seed", 0);
-    core_log_info("BLAS: %s; %d thread(s)", ops_cpu_blas_info(), omp_get_max_threads());
+    J.seed = (uint64_t)cfg_int_or(cfg, "seed", 0);
+    core_log_info("Backend: %s (%s).", bc->ops->desc, bc->why);
     core_log_info("Seeding with random seed %llu on rank 0.", (unsigned long long)J.seed);
     core_log_info("--------------------------------------------------------------");
     core_log_info("-----------Launching downstream finetuning! -------------------");
@@ -594,7 +565,7 @@ static int job_main(cfg_node *cfg, int argc, char **argv) {
                 }
             }
         }
-        const char *ename = cstr(cfg, "eval.name", "GLUE");
+        const char *ename = cfg_str_or(cfg, "eval.name", "GLUE");
         double am = metric_amean(tv, nt), hm = metric_hmean(tv, nt);
         core_log_info("Overall average metric on evaluation %s is %.2f.", ename, am);
         char k1[96], k2[96];
@@ -621,7 +592,7 @@ static int job_main(cfg_node *cfg, int argc, char **argv) {
             tk[n] = strdup("seed"), tvv[n++] = strdup(buf);
             for (int k = 0; k < nm && n < 100; k++)
                 tk[n] = strdup(mk[k]), tvv[n++] = strdup(mv[k]);
-            tk[n] = strdup("impl_path"), tvv[n++] = strdup(cstr(cfg, "impl.path", "data"));
+            tk[n] = strdup("impl_path"), tvv[n++] = strdup(cfg_str_or(cfg, "impl.path", "data"));
             tk[n] = strdup("local_folder"), tvv[n++] = strdup(run_dir);
             static const char *ekeys[] = {"name",           "optim.lr",  "batch_size",
                                           "epochs",         "scheduler", "warmup_steps",
@@ -634,7 +605,7 @@ static int job_main(cfg_node *cfg, int argc, char **argv) {
                 char *txt = v ? cfg_canonical_json(v) : strdup("");
                 tk[n] = strdup(key), tvv[n++] = txt;
             }
-            if (train_table_append("tables", "downstream_reports", tk, tvv, n, err, sizeof err))
+            if (core_table_append("tables", "downstream_reports", tk, tvv, n, err, sizeof err))
                 core_log_warn("%s", err);
             for (int k = 0; k < n; k++)
                 free(tk[k]), free(tvv[k]);
@@ -645,7 +616,7 @@ static int job_main(cfg_node *cfg, int argc, char **argv) {
             const task_result *R = &res[k];
             for (int j = 0; j < R->t->nmetrics; j++) {
                 char tm[32];
-                train_format_timedelta(tm, sizeof tm, R->seconds);
+                core_format_timedelta(tm, sizeof tm, R->seconds);
                 printf("%-8s %-22s %8.2f %8lld %9.9s\n", R->t->name, metric_name(R->t->metrics[j]),
                        100 * R->v[j], (long long)R->steps, tm);
                 if (R->has_extra)
@@ -671,14 +642,26 @@ int glue_cli_main(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
-    ops_cpu_blas_init();
     cfg_error ce = {0};
     cfg_node *cfg = cfg_from_args("eval", argc - 1, argv + 1, &ce);
     if (!cfg) {
         fprintf(stderr, "cram eval: %s\n", ce.msg);
         return ce.code ? ce.code : 2;
     }
-    int rc = job_main(cfg, argc - 1, argv + 1);
+    /* the backend: impl.device, impl.precision and impl.threads */
+    char err[ERRLEN];
+    backend_choice choice;
+    const ops *o = NULL;
+    if (backend_choose(&choice, cfg, err, sizeof err) == 0)
+        o = backend_open(&choice, 0, err, sizeof err);
+    if (!o) {
+        fprintf(stderr, "cram eval: %s\n", err);
+        cfg_free(cfg);
+        return 2;
+    }
+    backend_pick pick = {.ops = o, .why = choice.why};
+    int rc = job_main(cfg, &pick, argc - 1, argv + 1);
+    backend_close(o);
     cfg_free(cfg);
     return rc;
 }

@@ -181,6 +181,7 @@ void bert_init(bert_model *m, const bert_config *c, const ops *o) {
         x->ln2_w = x->ln2_b = x->f1_w = x->f1_b = x->f2_w = x->f2_b = -1;
     }
     m->grad_enabled = true;
+    m->fetch_loss = true;
     builder b = {.m = m};
     if (c->kind == BERT_ARCH_CRAMMED) {
         build_crammed(m, &b);
@@ -193,11 +194,13 @@ void bert_init(bert_model *m, const bert_config *c, const ops *o) {
     static char *const default_keys[] = {"bias", "LayerNorm.bias", "LayerNorm.weight", "norm"};
     bert_set_decay_keys(m, default_keys, 4);
     if (!o) return; /* the table only: counting and naming without memory */
-    m->mem = o->alloc(4 * m->numel * sizeof(float));
+    m->mem = o->alloc(o, 4 * m->numel * sizeof(float));
     m->w = m->mem;
     m->g = m->w + m->numel;
     m->m = m->g + m->numel;
     m->v = m->m + m->numel;
+    m->wa = o->act_bytes == 4 ? m->w : o->alloc(o, m->numel * (size_t)o->act_bytes);
+    m->d_acc = o->alloc(o, 2 * sizeof(double));
     if (c->kind != BERT_ARCH_SANITY &&
         (c->pos == BERT_POS_SINUSOIDAL || c->pos == BERT_POS_SCALED_SINUSOIDAL)) {
         /* interleaved sin/cos, computed in fp32 like the reference's table */
@@ -209,8 +212,8 @@ void bert_init(bert_model *m, const bert_config *c, const ops *o) {
                 pe[(size_t)p * c->H + 2 * i] = sinf(a);
                 pe[(size_t)p * c->H + 2 * i + 1] = cosf(a);
             }
-        m->pe = o->alloc((size_t)c->max_pos * c->H * sizeof(float));
-        o->upload(m->pe, pe, (size_t)c->max_pos * c->H * sizeof(float));
+        m->pe = o->alloc(o, (size_t)c->max_pos * c->H * (size_t)o->act_bytes);
+        o->upload_act(o, m->pe, pe, (size_t)c->max_pos * c->H);
         free(pe);
     }
 }
@@ -218,7 +221,7 @@ void bert_init(bert_model *m, const bert_config *c, const ops *o) {
 /* Frees the per-shape tables; the arena itself only when keep_arena is false. */
 static void acts_free(bert_model *m, bool keep_arena) {
     if (m->arena && !keep_arena) {
-        m->ops->free(m->arena);
+        m->ops->free(m->ops, m->arena);
         m->arena = NULL;
         m->arena_cap = 0;
     }
@@ -232,8 +235,10 @@ static void acts_free(bert_model *m, bool keep_arena) {
 
 void bert_free(bert_model *m) {
     if (m->ops) acts_free(m, false);
-    if (m->mem) m->ops->free(m->mem);
-    if (m->pe) m->ops->free(m->pe);
+    if (m->wa && m->wa != m->w) m->ops->free(m->ops, m->wa);
+    if (m->d_acc) m->ops->free(m->ops, m->d_acc);
+    if (m->mem) m->ops->free(m->ops, m->mem);
+    if (m->pe) m->ops->free(m->ops, m->pe);
     free(m->params);
     free(m->layer);
     memset(m, 0, sizeof *m);
@@ -298,62 +303,74 @@ void bert_init_weights(bert_model *m, uint64_t seed) {
     if (m->cfg.kind == BERT_ARCH_SANITY && m->cfg.pad_id >= 0)
         memset(host + m->params[m->wte].offset + (size_t)m->cfg.pad_id * m->cfg.H, 0,
                (size_t)m->cfg.H * sizeof(float));
-    m->ops->upload(m->w, host, m->numel * sizeof(float));
-    m->ops->memset0(m->g, 3 * m->numel * sizeof(float));
+    m->ops->upload(m->ops, m->w, host, m->numel * sizeof(float));
+    m->ops->memset0(m->ops, m->g, 3 * m->numel * sizeof(float));
     free(host);
+    bert_weights_changed(m);
 }
 
 void bert_param_get(const bert_model *m, int idx, float *host) {
     const bert_param *p = &m->params[idx];
-    m->ops->download(host, m->w + p->offset, p->numel * sizeof(float));
+    m->ops->download(m->ops, host, m->w + p->offset, p->numel * sizeof(float));
 }
 void bert_param_set(bert_model *m, int idx, const float *host) {
     const bert_param *p = &m->params[idx];
-    m->ops->upload(m->w + p->offset, host, p->numel * sizeof(float));
+    m->ops->upload(m->ops, m->w + p->offset, host, p->numel * sizeof(float));
+    if (m->wa != m->w)
+        m->ops->refresh_weights(m->ops, (float *)((char *)m->wa + p->offset * m->ops->act_bytes),
+                                m->w + p->offset, p->numel);
+}
+
+void bert_weights_changed(bert_model *m) {
+    m->ops->refresh_weights(m->ops, m->wa, m->w, m->numel);
+}
+
+void bert_eval_reset(bert_model *m) {
+    m->ops->memset0(m->ops, m->d_acc, 2 * sizeof(double));
+}
+void bert_eval_read(const bert_model *m, double *loss_sum, double *correct) {
+    double acc[2];
+    m->ops->download(m->ops, acc, m->d_acc, sizeof acc);
+    *loss_sum = acc[0];
+    *correct = acc[1];
 }
 void bert_grad_get(const bert_model *m, int idx, float *host) {
     const bert_param *p = &m->params[idx];
-    m->ops->download(host, m->g + p->offset, p->numel * sizeof(float));
+    m->ops->download(m->ops, host, m->g + p->offset, p->numel * sizeof(float));
 }
 
 void bert_zero_grad(bert_model *m) {
-    m->ops->memset0(m->g, m->numel * sizeof(float));
+    m->ops->memset0(m->ops, m->g, m->numel * sizeof(float));
 }
 
 double bert_grad_norm(const bert_model *m) {
-    return sqrt(m->ops->sumsq(m->g, m->numel));
-}
-
-void bert_adamw_step(bert_model *m, float lr, float beta1, float beta2, float eps, float wd,
-                     float grad_scale, int64_t t) {
-    /* runs of neighbouring tensors with the same decay flag make one call each */
-    int i = 0;
-    while (i < m->nparams) {
-        int j = i;
-        while (j + 1 < m->nparams && m->params[j + 1].decay == m->params[i].decay)
-            j++;
-        size_t off = m->params[i].offset;
-        size_t n = m->params[j].offset + m->params[j].numel - off;
-        m->ops->adamw(m->w + off, m->g + off, m->m + off, m->v + off, n, lr, beta1, beta2, eps,
-                      m->params[i].decay ? wd : 0.0f, grad_scale, t, 0);
-        i = j + 1;
-    }
+    return sqrt(m->ops->sumsq(m->ops, m->g, m->numel));
 }
 
 /* ---- activation arena ------------------------------------------------------------------- */
+/* The arena is planned in bytes: activations (A) take the backend's act_bytes per element,
+ * LayerNorm statistics, losses, masks and hits 4-byte floats (F), ids and labels int32 (I),
+ * the attention state what the backend asks for. */
 typedef struct {
-    size_t off;
+    size_t off; /* bytes */
     float **slots[256];
     size_t offs[256];
     int n;
+    size_t act; /* bytes per activation element */
 } arena_plan;
 
-static void plan(arena_plan *a, float **slot, size_t nfloats) {
+static void plan_bytes(arena_plan *a, float **slot, size_t bytes) {
     CORE_CHECK(a->n < 256, "arena plan overflow");
     a->slots[a->n] = slot;
     a->offs[a->n] = a->off;
     a->n++;
-    a->off += (nfloats + 15) / 16 * 16; /* 64-byte aligned tensors */
+    a->off += (bytes + 63) / 64 * 64; /* 64-byte aligned tensors */
+}
+static void plan(arena_plan *a, float **slot, size_t n) { /* n activations */
+    plan_bytes(a, slot, n * a->act);
+}
+static void plan_f32(arena_plan *a, float **slot, size_t n) {
+    plan_bytes(a, slot, n * sizeof(float));
 }
 
 void bert_acts_ensure(bert_model *m, int B, int S) {
@@ -380,45 +397,45 @@ void bert_acts_ensure(bert_model *m, int B, int S) {
     }
     size_t R = (size_t)m->nrows;
     m->la = xcalloc((size_t)L + 1, sizeof *m->la);
-    arena_plan a = {0};
+    arena_plan a = {.act = (size_t)m->ops->act_bytes};
     if (c->kind == BERT_ARCH_SANITY) {
         plan(&a, &m->emb, N * H);
         plan(&a, &m->hfin, N * H);
         plan(&a, &m->dhfin, N * H);
     } else {
         plan(&a, &m->emb, N * H);
-        plan(&a, &m->emb_m, N);
-        plan(&a, &m->emb_r, N);
+        plan_f32(&a, &m->emb_m, N);
+        plan_f32(&a, &m->emb_r, N);
         for (int l = 0; l <= L; l++) {
             bert_layer_acts *x = &m->la[l];
             plan(&a, &x->x, N * H);
             if (l == L) break;
             plan(&a, &x->ln1, N * H);
-            plan(&a, &x->ln1_m, N);
-            plan(&a, &x->ln1_r, N);
+            plan_f32(&a, &x->ln1_m, N);
+            plan_f32(&a, &x->ln1_r, N);
             plan(&a, &x->qkv, N * 3 * H);
-            plan(&a, &x->probs, (size_t)B * c->NH * S * S);
+            plan_bytes(&a, &x->probs, m->ops->attn_state_bytes(m->ops, B, S, c->NH, c->H / c->NH));
             plan(&a, &x->atty, N * H);
             plan(&a, &x->mid, N * H);
             plan(&a, &x->ln2, N * H);
-            plan(&a, &x->ln2_m, N);
-            plan(&a, &x->ln2_r, N);
+            plan_f32(&a, &x->ln2_m, N);
+            plan_f32(&a, &x->ln2_r, N);
             plan(&a, &x->fin, N * I);
             plan(&a, &x->fact, N * I_act);
             if (c->kind == BERT_ARCH_HF) plan(&a, &x->mid2, N * H);
         }
         plan(&a, &m->hfin, N * H);
-        plan(&a, &m->hfin_m, N);
-        plan(&a, &m->hfin_r, N);
+        plan_f32(&a, &m->hfin_m, N);
+        plan_f32(&a, &m->hfin_r, N);
         if (c->num_labels == 0) {
             plan(&a, &m->gath, R * H);
             plan(&a, &m->ht_pre, R * H);
             plan(&a, &m->ht_act, R * H);
             plan(&a, &m->ht_ln, R * H);
-            plan(&a, &m->ht_m, R);
-            plan(&a, &m->ht_r, R);
+            plan_f32(&a, &m->ht_m, R);
+            plan_f32(&a, &m->ht_r, R);
             plan(&a, &m->logits, R * c->V);
-            plan(&a, &m->losses, R);
+            plan_f32(&a, &m->losses, R);
             plan(&a, &m->dgath, R * H);
             plan(&a, &m->dht, R * H);
         } else {
@@ -429,7 +446,7 @@ void bert_acts_ensure(bert_model *m, int B, int S) {
             plan(&a, &m->pool_drop, (size_t)B * D);
             plan(&a, &m->cls_logits, (size_t)B * c->num_labels);
             plan(&a, &m->dcls, (size_t)B * c->num_labels);
-            plan(&a, &m->losses, (size_t)B);
+            plan_f32(&a, &m->losses, (size_t)B);
             plan(&a, &m->dpool, (size_t)B * (D > H ? D : H) * 3);
         }
         plan(&a, &m->dres, N * H);
@@ -441,23 +458,23 @@ void bert_acts_ensure(bert_model *m, int B, int S) {
         plan(&a, &m->dtmp, N * H);
         plan(&a, &m->dmid, N * H);
         plan(&a, &m->dhfin, N * H);
-        plan(&a, &m->d_mask, N);
+        plan_f32(&a, &m->d_mask, N);
     }
-    plan(&a, (float **)&m->d_ids, N);
-    plan(&a, (float **)&m->d_types, N);
-    plan(&a, (float **)&m->d_labels, N);
-    plan(&a, (float **)&m->d_idx, N);
-    /* the arena holds 4-byte activations on CPU; a backend with smaller activations wastes a
-     * little here, which is fine for one allocation */
+    plan_f32(&a, &m->d_targets, (size_t)B);
+    plan_f32(&a, &m->hits, N);
+    plan_f32(&a, (float **)&m->d_ids, N);
+    plan_f32(&a, (float **)&m->d_types, N);
+    plan_f32(&a, (float **)&m->d_labels, N);
+    plan_f32(&a, (float **)&m->d_idx, N);
     if (m->arena && a.off <= m->arena_cap) {
-        m->ops->memset0(m->arena, a.off * sizeof(float)); /* same state as a fresh allocation */
+        m->ops->memset0(m->ops, m->arena, a.off); /* same state as a fresh allocation */
     } else {
-        if (m->arena) m->ops->free(m->arena);
-        m->arena = m->ops->alloc(a.off * sizeof(float));
+        if (m->arena) m->ops->free(m->ops, m->arena);
+        m->arena = m->ops->alloc(m->ops, a.off);
         m->arena_cap = a.off;
     }
     for (int i = 0; i < a.n; i++)
-        *a.slots[i] = m->arena + a.offs[i];
+        *a.slots[i] = (float *)((char *)m->arena + a.offs[i]);
     m->dlogits = m->logits; /* the loss gradient replaces the logits in place */
     m->h_labels = xcalloc(N, sizeof(int32_t));
     m->h_idx = xcalloc(N, sizeof(int32_t));

@@ -1,8 +1,9 @@
 /* The models: crammed-bert (pre-LN ScriptableCrammedBERT), the post-LN Hugging Face BERT
  * family and the sanity-check throughput model, built from the resolved `arch` config. One
- * parameter table drives allocation (params, grads and both AdamW moments in ONE buffer),
- * initialization, checkpoint names and weight-decay groups. Forward and backward are written
- * once against `struct ops`; no backend memory is dereferenced here. */
+ * parameter table drives allocation (params, grads and both AdamW moments in ONE fp32 buffer,
+ * plus the working copy the kernels read), initialization, checkpoint names and weight-decay
+ * groups. Forward and backward are written once against `struct ops`; no backend memory is
+ * dereferenced here, and activations are sized by the backend's act_bytes. */
 #ifndef CRAM_MODEL_MODEL_H
 #define CRAM_MODEL_MODEL_H
 
@@ -85,7 +86,7 @@ typedef struct bert_layer_idx {
 typedef struct bert_layer_acts {
     float *x;                   /* [N,H] block input */
     float *ln1, *ln1_m, *ln1_r; /* pre-LN: LN1(x); post-LN: LN1(mid) */
-    float *qkv, *probs, *atty;  /* [N,3H], [B,NH,S,S], [N,H] */
+    float *qkv, *probs, *atty;  /* [N,3H], attention state, [N,H] */
     float *mid;                 /* [N,H] pre-LN: x + attn; post-LN: x + attn before LN1 */
     float *ln2, *ln2_m, *ln2_r; /* pre-LN: LN2(mid) */
     float *fin, *fact;          /* [N,I] FFN pre-activation, [N,I or I/2] */
@@ -98,8 +99,12 @@ typedef struct bert_model {
     int nparams;
     bert_param *params;
     size_t numel; /* parameters (the tied decoder counted once) */
-    /* one backend buffer of 4*numel floats: params | grads | adam m | adam v */
+    /* one backend buffer of 4*numel floats: params | grads | adam m | adam v (fp32) */
     float *mem, *w, *g, *m, *v;
+    /* the working copy of the weights the kernels read, numel elements of act_bytes: the fp32
+     * masters themselves (wa == w) when act_bytes == 4, else its own buffer (bf16). Every write
+     * of w goes through bert_weights_changed or the optimizer, which keep it current. */
+    float *wa;
     /* parameter indices */
     int wte, wpe, pos_scale, tte, emb_ln_w, emb_ln_b, fin_ln_w, fin_ln_b;
     int ht_w, ht_b, ht_ln_w, ht_ln_b, dec_b, san_w;
@@ -109,15 +114,16 @@ typedef struct bert_model {
 
     /* activations for the (B,S) of the last bert_acts_ensure */
     int B, S, nrows; /* nrows: decoded rows */
-    float *arena;
-    size_t arena_cap; /* floats the arena holds; it is reused while a shape fits */
+    void *arena;
+    size_t arena_cap; /* bytes the arena holds; it is reused while a shape fits */
     float *emb, *emb_m, *emb_r;
     bert_layer_acts *la; /* L entries, plus la[L].x = last block output */
     float *hfin, *hfin_m, *hfin_r;
     float *gath, *ht_pre, *ht_act, *ht_ln, *ht_m, *ht_r, *logits, *dlogits, *losses;
     float *pooled, *pool_pre, *pool_act, *pool_drop, *cls_logits, *dcls;
     int32_t *d_ids, *d_types, *d_labels, *d_idx;
-    float *d_mask;
+    float *d_mask, *d_targets, *hits; /* fp32: [B,S] mask, [B] regression targets, [rows] */
+    double *d_acc; /* backend totals: [0] loss sum, [1] correct predictions (bert_eval_*) */
     /* backward scratch */
     float *dres, *dln, *dqkv, *datty, *dfin, *dfact, *dtmp, *dmid, *dhfin, *dgath, *dht;
     float *dpool;
@@ -128,6 +134,9 @@ typedef struct bert_model {
     /* default true: the MLM forward also prepares the loss gradient, in place over the logits
      * (one [rows, V] buffer less); set false to read m->logits after a forward (validation) */
     bool grad_enabled;
+    /* default true: the forward returns the loss, one small read to the host; validation sets it
+     * false and keeps its totals on the backend (bert_eval_add) */
+    bool fetch_loss;
     uint64_t seed, step;
     uint32_t rank; /* data-parallel rank: keys the dropout masks (0 unless the trainer sets it) */
     double loss;
@@ -171,11 +180,18 @@ void bert_zero_grad(bert_model *m);
 
 /* Global L2 norm of the gradient buffer. */
 double bert_grad_norm(const bert_model *m);
-/* One AdamW update over the flat buffer, decay per the table's flags (SPEC 3.2). */
-void bert_adamw_step(bert_model *m, float lr, float beta1, float beta2, float eps, float wd,
-                     float grad_scale, int64_t t);
+/* The fp32 master weights were written (init, load, resume, import): refresh the working copy. */
+void bert_weights_changed(bert_model *m);
 
-/* Host <-> backend copies of one parameter (numel floats). */
+/* Validation totals that stay on the backend: bert_eval_reset zeroes them, bert_eval_add adds
+ * the last MLM forward's summed loss and correct predictions (argmax == label over the decoded
+ * rows with a label), bert_eval_read downloads the two numbers (16 bytes). */
+void bert_eval_reset(bert_model *m);
+void bert_eval_add(bert_model *m);
+void bert_eval_read(const bert_model *m, double *loss_sum, double *correct);
+
+/* Host <-> backend copies of one parameter (numel floats of the fp32 masters; set refreshes
+ * that parameter's working copy). */
 void bert_param_get(const bert_model *m, int idx, float *host);
 void bert_param_set(bert_model *m, int idx, const float *host);
 void bert_grad_get(const bert_model *m, int idx, float *host);

@@ -1,24 +1,35 @@
 /* The numeric backend as a table of functions at layer granularity. The model is written once
- * against `struct ops`; the CPU backend (fp32, OpenBLAS + OpenMP) is the reference and a CUDA
- * backend (bf16 activations, fp32 master weights) can fill the same table.
+ * against `struct ops`; a backend is opened once per process from the impl config (backend.h)
+ * and carries its own context (threads, stream, handles). Rows today: "cpu" (fp32, OpenBLAS +
+ * OpenMP, the reference), "cpu-bf16" (the same kernels with bf16 activations and weights: the
+ * oracle of the CUDA bf16 backend) and, when built, "cuda".
  *
  * Rules every backend and every caller keep:
  * - Buffers that ops read or write are backend memory: they come from `alloc` and are filled or
- *   read only through `upload`/`download`/`memset0`. The model never dereferences them. All
- *   pointers are typed `float *`; a backend that stores activations in another type (bf16) says
- *   so in `act_bytes` and the model sizes and offsets activation buffers with it. Parameters,
- *   gradients, optimizer moments, per-row losses and the small index/label arrays are always
- *   4-byte elements (float or int32).
- * - Signatures: outputs first, then inputs, then shapes (B batch, S sequence, H hidden, NH heads,
- *   HD head width, I FFN width, V vocabulary, N rows = B*S or a row count).
+ *   read only through upload/download (raw bytes), upload_act/download_act (activations, from and
+ *   to host floats) and memset0/copy. The model never dereferences them.
+ * - Element types. All pointers are typed `float *`, but three kinds of buffer exist:
+ *     A  activations, activation gradients, logits and the working copy of the weights: elements
+ *        of act_bytes bytes (fp32 or bf16). Every `w`, `b`, `bias`, `wte`, `wpe`, `tte` and
+ *        `pos_scale` an op reads is the working copy (type A).
+ *     F  fp32 always: parameter gradients (dw, db, dbias, dwte, ...: fp32 accumulation), master
+ *        weights, optimizer moments, LayerNorm mean/rstd, per-row losses, masks, regression
+ *        targets, per-row hits and the inputs of sum/sumsq.
+ *     I  int32 ids, types, labels and row indices.
+ *   Each op's comment names its A arguments; every other float argument is F. The attention
+ *   state (probs) is the backend's own: attn_state_bytes says how large it is.
+ * - Signatures: the table first, then outputs, then inputs, then shapes (B batch, S sequence,
+ *   H hidden, NH heads, HD head width, I FFN width, V vocabulary, N rows = B*S or a row count).
  * - Parameter gradients are ACCUMULATED (+=), so microbatches add up; the caller zeroes them.
  *   Activation gradients are overwritten unless a parameter says `accum`.
  * - Dropout is a pure function of (seed, step, stream, element index) through Philox (see
  *   ops_dropout_keep below), so a backward pass or another backend regenerates the same mask.
+ * - Ops are called from one host thread, never concurrently; results are ordered as issued.
  */
 #ifndef CRAM_OPS_OPS_H
 #define CRAM_OPS_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,106 +67,150 @@ typedef enum {
 
 typedef struct ops ops;
 struct ops {
-    const char *name;
-    int act_bytes; /* bytes per activation element (4 on CPU) */
+    const char *name;      /* "cpu", "cpu-bf16", "cuda" */
+    const char *precision; /* "fp32" or "bf16": the type of activations and the working weights */
+    int act_bytes;         /* bytes per activation element: 4 (fp32) or 2 (bf16) */
+    bool device_memory;    /* buffers live in GPU memory (the host cannot read them) */
+    void *stream;          /* the backend's CUDA stream (NULL on the CPU), for dist_set_stream */
+    void *ctx;             /* the backend's own state: threads, handles, workspace */
+    char desc[512];        /* one line for the logs: what runs where with how many threads */
 
     /* ---- memory ---- */
-    void *(*alloc)(size_t bytes); /* zeroed; dies on failure */
-    void (*free)(void *p);
-    void (*upload)(void *dst, const void *host_src, size_t bytes);
-    void (*download)(void *host_dst, const void *src, size_t bytes);
-    void (*memset0)(void *dst, size_t bytes);
-    void (*copy)(void *dst, const void *src, size_t bytes); /* backend to backend */
-    void (*sync)(void);
+    void *(*alloc)(const ops *o, size_t bytes); /* zeroed; dies on failure */
+    void (*free)(const ops *o, void *p);
+    /* raw bytes, host <-> backend and backend <-> backend */
+    void (*upload)(const ops *o, void *dst, const void *host_src, size_t bytes);
+    void (*download)(const ops *o, void *host_dst, const void *src, size_t bytes);
+    void (*memset0)(const ops *o, void *dst, size_t bytes);
+    void (*copy)(const ops *o, void *dst, const void *src, size_t bytes);
+    void (*sync)(const ops *o);
+    /* n host floats <-> n activation elements (converted when act_bytes != 4; bf16 rounds to
+     * nearest even) */
+    void (*upload_act)(const ops *o, float *dst, const float *host_src, size_t n);
+    void (*download_act)(const ops *o, float *host_dst, const float *src, size_t n);
+    /* Bytes of the attention state attention_fwd saves for attention_bwd (the probabilities on
+     * the CPU; a fused kernel may keep the log-sum-exp instead). */
+    size_t (*attn_state_bytes)(const ops *o, int B, int S, int NH, int HD);
+    /* The working copy of the weights (act type) from the fp32 master weights, n elements.
+     * wa == w (possible when act_bytes == 4) is a no-op. */
+    void (*refresh_weights)(const ops *o, float *wa, const float *w, size_t n);
 
     /* ---- dense layers ---- */
-    /* out[N,OC] = inp[N,C] @ w[OC,C]^T (+ bias[OC]) (+ out if accum) */
-    void (*matmul_fwd)(float *out, const float *inp, const float *w, const float *bias, int N,
-                       int C, int OC, int accum);
+    /* out[N,OC] = inp[N,C] @ w[OC,C]^T (+ bias[OC]) (+ out if accum). A: out, inp, w, bias */
+    void (*matmul_fwd)(const ops *o, float *out, const float *inp, const float *w,
+                       const float *bias, int N, int C, int OC, int accum);
     /* dinp[N,C] (=/+= by accum_dinp) dout @ w; dw[OC,C] += dout^T @ inp; dbias[OC] += colsum.
-     * Any of dinp, dw, dbias may be NULL. */
-    void (*matmul_bwd)(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
-                       const float *w, int N, int C, int OC, int accum_dinp);
+     * Any of dinp, dw, dbias may be NULL. A: dinp, dout, inp, w (dinp may alias inp) */
+    void (*matmul_bwd)(const ops *o, float *dinp, float *dw, float *dbias, const float *dout,
+                       const float *inp, const float *w, int N, int C, int OC, int accum_dinp);
 
     /* ---- embedding ----
      * out[b,s,:] = wte[ids] + pos_scale * wpe[s] + tte[types (or 0 when types is NULL)]
-     * wpe may be NULL (no positions); pos_scale NULL means 1; tte NULL means no type table. */
-    void (*embed_fwd)(float *out, const int32_t *ids, const int32_t *types, const float *wte,
-                      const float *wpe, const float *pos_scale, const float *tte, int B, int S,
-                      int H);
+     * wpe may be NULL (no positions); pos_scale NULL means 1; tte NULL means no type table.
+     * A: out, wte, wpe, pos_scale, tte */
+    void (*embed_fwd)(const ops *o, float *out, const int32_t *ids, const int32_t *types,
+                      const float *wte, const float *wpe, const float *pos_scale, const float *tte,
+                      int B, int S, int H);
     /* dwte[ids] += dout except rows whose id == pad_id (pad_id < 0: none); dwpe[s] += dout when
-     * pos_scale is NULL, else dpos_scale += <dout, wpe>; dtte[type] += dout. */
-    void (*embed_bwd)(float *dwte, float *dwpe, float *dpos_scale, float *dtte, const float *dout,
-                      const int32_t *ids, const int32_t *types, const float *wpe,
+     * pos_scale is NULL, else dpos_scale += <dout, wpe>; dtte[type] += dout.
+     * A: dout, wpe, pos_scale */
+    void (*embed_bwd)(const ops *o, float *dwte, float *dwpe, float *dpos_scale, float *dtte,
+                      const float *dout, const int32_t *ids, const int32_t *types, const float *wpe,
                       const float *pos_scale, int pad_id, int B, int S, int H);
 
-    /* ---- layernorm: out = (x - mean) * rstd * w + b; mean/rstd [N] saved for backward ---- */
-    void (*layernorm_fwd)(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                          const float *b, int N, int H, float eps);
+    /* ---- layernorm: out = (x - mean) * rstd * w + b; mean/rstd [N] (F) saved for backward.
+     * Statistics in fp32. A: out, inp, w, b; res_out, res, branch; dinp, dout ---- */
+    void (*layernorm_fwd)(const ops *o, float *out, float *mean, float *rstd, const float *inp,
+                          const float *w, const float *b, int N, int H, float eps);
     /* res_out = res + branch, then out = LN(res_out): the pre-LN residual step in one pass. */
-    void (*residual_layernorm_fwd)(float *res_out, float *out, float *mean, float *rstd,
-                                   const float *res, const float *branch, const float *w,
-                                   const float *b, int N, int H, float eps);
+    void (*residual_layernorm_fwd)(const ops *o, float *res_out, float *out, float *mean,
+                                   float *rstd, const float *res, const float *branch,
+                                   const float *w, const float *b, int N, int H, float eps);
     /* dinp (=/+= by accum) LN backward; dw, db += */
-    void (*layernorm_bwd)(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                          const float *w, const float *mean, const float *rstd, int N, int H,
-                          int accum);
+    void (*layernorm_bwd)(const ops *o, float *dinp, float *dw, float *db, const float *dout,
+                          const float *inp, const float *w, const float *mean, const float *rstd,
+                          int N, int H, int accum);
 
     /* ---- attention (bidirectional) ----
      * qkv [B,S,3*NH*HD] in `layout`; out [B,S,NH*HD]; probs [B,NH,S,S] saved softmax (before
-     * dropout). mask [B,S] (1 keep, 0 pad) or NULL: scores += (1-mask[key]) * -10000. */
-    void (*attention_fwd)(float *out, float *probs, const float *qkv, const float *mask,
-                          const ops_dropout *drop, int B, int S, int NH, int HD, float scale,
-                          int layout);
-    void (*attention_bwd)(float *dqkv, const float *dout, const float *qkv, const float *probs,
-                          const ops_dropout *drop, int B, int S, int NH, int HD, float scale,
-                          int layout);
+     * dropout). mask [B,S] (1 keep, 0 pad) or NULL: scores += (1-mask[key]) * -10000.
+     * Softmax in fp32. A: out, qkv, dqkv, dout; probs: the backend's attention state */
+    void (*attention_fwd)(const ops *o, float *out, float *probs, const float *qkv,
+                          const float *mask, const ops_dropout *drop, int B, int S, int NH, int HD,
+                          float scale, int layout);
+    void (*attention_bwd)(const ops *o, float *dqkv, const float *dout, const float *qkv,
+                          const float *probs, const ops_dropout *drop, int B, int S, int NH, int HD,
+                          float scale, int layout);
 
-    /* ---- activations ---- */
+    /* ---- activations: every argument A ---- */
     /* out[N,I/2] = inp[:, :I/2] * gelu(inp[:, I/2:]) (exact erf GELU) */
-    void (*gelu_glu_fwd)(float *out, const float *inp, int N, int I);
-    void (*gelu_glu_bwd)(float *dinp, const float *dout, const float *inp, int N, int I);
-    void (*gelu_fwd)(float *out, const float *inp, size_t n);
-    void (*gelu_bwd)(float *dinp, const float *dout, const float *inp, size_t n);
-    void (*tanh_fwd)(float *out, const float *inp, size_t n);
-    void (*tanh_bwd)(float *dinp, const float *dout, const float *out, size_t n); /* uses out */
+    void (*gelu_glu_fwd)(const ops *o, float *out, const float *inp, int N, int I);
+    void (*gelu_glu_bwd)(const ops *o, float *dinp, const float *dout, const float *inp, int N,
+                         int I);
+    void (*gelu_fwd)(const ops *o, float *out, const float *inp, size_t n);
+    void (*gelu_bwd)(const ops *o, float *dinp, const float *dout, const float *inp, size_t n);
+    void (*tanh_fwd)(const ops *o, float *out, const float *inp, size_t n);
+    void (*tanh_bwd)(const ops *o, float *dinp, const float *dout, const float *out,
+                     size_t n); /* uses out */
     /* out = inp * keep / (1-p); in place allowed. Backward is the same map on the gradient. */
-    void (*dropout_fwd)(float *out, const float *inp, const ops_dropout *drop, size_t n);
-    void (*add)(float *out, const float *a, const float *b, size_t n); /* in place allowed */
+    void (*dropout_fwd)(const ops *o, float *out, const float *inp, const ops_dropout *drop,
+                        size_t n);
+    void (*add)(const ops *o, float *out, const float *a, const float *b,
+                size_t n); /* in place allowed */
 
-    /* ---- rows ---- */
+    /* ---- rows: every float argument A ---- */
     /* out[i,:] = inp[idx[i],:] for i < n */
-    void (*gather_rows)(float *out, const float *inp, const int32_t *idx, int n, int H);
+    void (*gather_rows)(const ops *o, float *out, const float *inp, const int32_t *idx, int n,
+                        int H);
     /* dinp[idx[i],:] += dout[i,:] (indices distinct) */
-    void (*scatter_rows_add)(float *dinp, const float *dout, const int32_t *idx, int n, int H);
+    void (*scatter_rows_add)(const ops *o, float *dinp, const float *dout, const int32_t *idx,
+                             int n, int H);
     /* Pool [B,S,H] -> [B,H]: mode 0 = position 0, 1 = mean over all S positions. */
-    void (*pool_fwd)(float *out, const float *inp, int mode, int B, int S, int H);
-    void (*pool_bwd)(float *dinp, const float *dout, int mode, int B, int S, int H); /* += */
+    void (*pool_fwd)(const ops *o, float *out, const float *inp, int mode, int B, int S, int H);
+    void (*pool_bwd)(const ops *o, float *dinp, const float *dout, int mode, int B, int S,
+                     int H); /* += */
 
     /* ---- losses ----
      * Softmax cross-entropy over rows of logits [N,V]: losses[i] = -log softmax(logits_i)[y_i],
      * 0 where y_i == -100. When dlogits is not NULL it gets (softmax - onehot) * grad_scale
-     * (0 on ignored rows); dlogits may alias logits. */
-    void (*xent_fwd_bwd)(float *losses, float *dlogits, const float *logits, const int32_t *labels,
-                         int N, int V, float grad_scale);
+     * (0 on ignored rows); dlogits may alias logits. A: dlogits, logits. */
+    void (*xent_fwd_bwd)(const ops *o, float *losses, float *dlogits, const float *logits,
+                         const int32_t *labels, int N, int V, float grad_scale);
+
+    /* Squared error for regression: losses[i] = (pred[i] - targets[i])^2 (fp32) and
+     * dpred[i] = 2 * (pred[i] - targets[i]) / N. A: dpred, pred. */
+    void (*mse_fwd_bwd)(const ops *o, float *losses, float *dpred, const float *pred,
+                        const float *targets, int N);
+    /* Masked accuracy without the logits leaving the backend: hit[i] = 1 when labels[i] != -100
+     * and the first maximum of row i is labels[i], else 0. A: logits. */
+    void (*count_correct)(const ops *o, float *hit, const float *logits, const int32_t *labels,
+                          int N, int V);
 
     /* ---- whole-buffer ops (optimizer) ---- */
     /* PyTorch AdamW on n contiguous elements; g is multiplied by grad_scale first (clipping and
      * loss scaling fold in there); t >= 1 counts updates. coupled: torch.optim.Adam with L2
-     * weight decay added to the gradient instead (bert-original). */
-    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-                  float beta2, float eps, float weight_decay, float grad_scale, int64_t t,
-                  int coupled);
-    /* Reductions to the host, fp64 accumulation in a fixed order: the same value for any
-     * thread count, so runs and resumes are bit-reproducible. */
-    double (*sumsq)(const float *x, size_t n);
-    double (*sum)(const float *x, size_t n);
-    void (*scale)(float *x, float s, size_t n);
-    void (*fill)(float *x, float value, size_t n);
+     * weight decay added to the gradient instead (bert-original). pa: the working copy (A) of
+     * the same n weights, rewritten from the new p; NULL when the backend computes from p. */
+    void (*adamw)(const ops *o, float *p, float *pa, const float *g, float *m, float *v, size_t n,
+                  float lr, float beta1, float beta2, float eps, float weight_decay,
+                  float grad_scale, int64_t t, int coupled);
+    /* Reductions of F buffers to the host, fp64 accumulation in a fixed order: the same value
+     * for any thread count, so runs and resumes are bit-reproducible. sum_act reads A. */
+    double (*sumsq)(const ops *o, const float *x, size_t n);
+    double (*sum)(const ops *o, const float *x, size_t n);
+    double (*sum_act)(const ops *o, const float *x, size_t n);
+    /* acc[0] += the fixed-order sum of x (F), with acc one double of backend memory: running
+     * totals (validation loss and hits) that stay on the backend until the host asks. */
+    void (*accumulate)(const ops *o, double *acc, const float *x, size_t n);
+    /* A buffers */
+    void (*scale)(const ops *o, float *x, float s, size_t n);
+    void (*fill)(const ops *o, float *x, float value, size_t n);
 };
 
-/* The CPU backend (always available). Loads OpenBLAS on first use; see ops_cpu_blas_init. */
-const ops *ops_cpu(void);
+/* The CPU rows. Applications open backends through backend.h; tests and benches that compare
+ * backends may name these directly. Both load OpenBLAS on first use. */
+const ops *ops_cpu(void);      /* fp32 */
+const ops *ops_cpu_bf16(void); /* bf16 activations and working weights, fp32 accumulation */
 
 /* Load OpenBLAS (the OpenMP build when installed) with an OPENBLAS_CORETYPE chosen from the
  * CPU's features unless the environment already sets one. Safe to call more than once. */

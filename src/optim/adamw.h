@@ -1,8 +1,8 @@
-/* Host reference optimizer over one flat fp32 buffer: PyTorch's AdamW (decoupled weight decay)
- * and classic Adam with L2 added to the gradient (bert-original), weight-decay groups as spans
- * of the buffer, and the global L2 gradient norm with clip_grad_norm_ semantics. OpenMP inside;
- * every result is bit-identical for any thread count (the norm sums fixed chunks in a fixed
- * order). */
+/* The optimizer over the model's flat fp32 buffer: PyTorch's AdamW (decoupled weight decay) and
+ * classic Adam with L2 added to the gradient (bert-original), weight-decay groups as spans of
+ * the buffer, clip_grad_norm_ semantics, and the one step pretraining and fine-tuning share.
+ * The arithmetic is the backend's (ops->adamw, ops->sumsq): bit-identical for any thread
+ * count on the CPU. */
 #ifndef CRAM_OPTIM_ADAMW_H
 #define CRAM_OPTIM_ADAMW_H
 
@@ -10,7 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops/ops.h"
+
 typedef struct cfg_node cfg_node;
+typedef struct bert_model bert_model;
+typedef struct dist dist;
 
 typedef struct adamw_hparams {
     double beta1, beta2, eps;
@@ -24,30 +28,26 @@ typedef struct adamw_span {
     bool decay;
 } adamw_span;
 
-/* The update on n contiguous elements with weight decay wd (0: none). g is multiplied by
- * grad_scale first (clipping and loss-scale folding; 1 for none) and is not modified.
- * t >= 1 is the number of updates including this one (bias corrections). */
-void adamw_update(float *p, const float *g, float *m, float *v, size_t n, double lr, double wd,
-                  const adamw_hparams *hp, float grad_scale, int64_t t);
+/* The backend's AdamW over every span: weight decay hp->weight_decay where span.decay, else 0.
+ * p, g, m, v are the fp32 flat buffers (backend memory); pa, when not NULL, is the working
+ * copy (act_bytes per element) the op rewrites from the new p. Spans must not overlap. */
+void adamw_spans(const ops *o, float *p, float *pa, const float *g, float *m, float *v,
+                 const adamw_span *spans, int nspans, double lr, const adamw_hparams *hp,
+                 float grad_scale, int64_t t);
 
-/* The update over every span: weight decay hp->weight_decay where span.decay, else 0. Spans
- * are independent (they may come in any order) and must not overlap. */
-void adamw_step(float *p, const float *g, float *m, float *v, const adamw_span *spans, int nspans,
-                double lr, const adamw_hparams *hp, float grad_scale, int64_t t);
+/* The model's decay spans (runs of neighbouring tensors with one decay flag); writes at most
+ * cap of them and returns how many there are. */
+int adamw_model_spans(const bert_model *m, adamw_span *spans, int cap);
 
-/* Sum of squares in double: 256 fixed chunks, each summed with 8 interleaved accumulators, the
- * chunks added in order. The value depends on x and n only. */
-double adamw_sumsq(const float *x, size_t n);
-
-/* sqrt of adamw_sumsq. */
-double adamw_global_norm(const float *g, size_t n);
+/* THE optimizer step of pretraining and fine-tuning: average the gradients over the ranks of d
+ * (NULL or one rank: nothing), clip to the global norm `clip` (0: no clipping), AdamW/Adam
+ * update of the fp32 masters and the working copy, zero the gradients. Returns the gradient
+ * norm before clipping (NAN when clip is 0: not computed). t >= 1 counts updates. */
+double adamw_model_step(bert_model *m, dist *d, const adamw_hparams *hp, double lr, double clip,
+                        int64_t t);
 
 /* PyTorch clip_grad_norm_: coef = max_norm / (norm + 1e-6) in fp32, clamped to 1. */
 float adamw_clip_coef(double norm, double max_norm);
-
-/* Clips g in place (multiplies by the coefficient when it is below 1) and returns the norm
- * before clipping. */
-double adamw_clip_grad_norm(float *g, size_t n, double max_norm);
 
 /* The reference's decay groups: a parameter is *not* decayed when any of keys occurs in its
  * dotted name as a substring. */

@@ -9,6 +9,7 @@
 #include "core/core.h"
 #include "data/data.h"
 #include "model/model.h"
+#include "ops/backend.h"
 #include "optim/adamw.h"
 #include "optim/sched.h"
 #include "train/train_internal.h"
@@ -17,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,52 +34,10 @@
 #define DRYRUN_STEPS 3
 #define DRYRUN_VALID_BATCHES 3
 
-/* ---- the single-process dist seam ---- */
-static void single_allreduce_mean(void *ctx, float *buf, size_t n) {
-    (void)ctx, (void)buf, (void)n;
-}
-static void single_bcast(void *ctx, void *buf, size_t bytes) {
-    (void)ctx, (void)buf, (void)bytes;
-}
-static void single_min_int(void *ctx, int *v, int n) {
-    (void)ctx, (void)v, (void)n;
-}
-void train_dist_single(train_dist *d) {
-    *d = (train_dist){.rank = 0,
-                      .world = 1,
-                      .allreduce_mean = single_allreduce_mean,
-                      .bcast = single_bcast,
-                      .allreduce_min_int = single_min_int};
-}
-
 /* ---- SIGINT / SIGTERM: a flag the loop reads at the next microbatch boundary ---- */
 static volatile sig_atomic_t g_signal;
 static void on_signal(int sig) {
     g_signal = sig;
-}
-
-/* ---- config access with the defaults of impl/_default.yaml ---- */
-static double cnum(const cfg_node *c, const char *path, double def) {
-    cfg_error e;
-    double v;
-    return cfg_get_num(c, path, &v, &e) ? def : v;
-}
-static int64_t cint(const cfg_node *c, const char *path, int64_t def) {
-    cfg_error e;
-    int64_t v;
-    if (cfg_get_int(c, path, &v, &e) == 0) return v;
-    double d;
-    return cfg_get_num(c, path, &d, &e) == 0 ? (int64_t)d : def;
-}
-static bool cbool(const cfg_node *c, const char *path, bool def) {
-    cfg_error e;
-    bool v;
-    return cfg_get_bool(c, path, &v, &e) ? def : v;
-}
-static const char *cstr(const cfg_node *c, const char *path, const char *def) {
-    cfg_error e;
-    const char *v;
-    return cfg_get_str(c, path, &v, &e) ? def : v;
 }
 
 /* A value for a table cell, the way the reference's csv writer prints Python values. */
@@ -102,18 +60,6 @@ static char *cell(const cfg_node *n) {
     }
 }
 
-static uint64_t draw_seed(void) {
-    uint32_t x = 0;
-    int fd = open("/dev/urandom", O_RDONLY);
-    if (fd < 0 || read(fd, &x, sizeof x) != (ssize_t)sizeof x) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        x = (uint32_t)(ts.tv_nsec ^ ts.tv_sec * 2654435761u ^ (uint32_t)getpid() * 40503u);
-    }
-    if (fd >= 0) close(fd);
-    return x == UINT32_MAX ? 0 : x; /* [0, 2^32 - 1) as the reference */
-}
-
 /* The GFLOP/s that MFU is measured against: $CRAM_PEAK_GFLOPS, else the best of three fp32
  * matmuls of the shape of a QKV projection (1024 x 768 -> 2304) on this backend. */
 static double peak_gflops(const ops *o, char *how, size_t howlen) {
@@ -123,48 +69,32 @@ static double peak_gflops(const ops *o, char *how, size_t howlen) {
         return atof(env);
     }
     int N = 1024, C = 768, OC = 2304;
-    float *a = o->alloc((size_t)N * C * 4), *w = o->alloc((size_t)OC * C * 4),
-          *out = o->alloc((size_t)N * OC * 4);
-    o->fill(a, 0.01f, (size_t)N * C);
-    o->fill(w, 0.02f, (size_t)OC * C);
+    float *a = o->alloc(o, (size_t)N * C * 4), *w = o->alloc(o, (size_t)OC * C * 4),
+          *out = o->alloc(o, (size_t)N * OC * 4);
+    o->fill(o, a, 0.01f, (size_t)N * C);
+    o->fill(o, w, 0.02f, (size_t)OC * C);
     double best = 0;
     for (int r = 0; r < 4; r++) {
         double t = core_now();
-        o->matmul_fwd(out, a, w, NULL, N, C, OC, 0);
-        o->sync();
+        o->matmul_fwd(o, out, a, w, NULL, N, C, OC, 0);
+        o->sync(o);
         t = core_now() - t;
         if (r > 0 && t > 0) best = fmax(best, 2.0 * N * C * OC / t / 1e9);
     }
-    o->free(a), o->free(w), o->free(out);
+    o->free(o, a), o->free(o, w), o->free(o, out);
     snprintf(how, howlen,
              "measured now: best fp32 matmul %dx%dx%d of 3, set CRAM_PEAK_GFLOPS to fix it", N, C,
              OC);
     return best;
 }
 
-/* AdamW (or coupled Adam) over runs of the parameter table that share a decay flag. */
-static void optimizer_step(bert_model *m, const adamw_hparams *hp, double lr, float grad_scale,
-                           int64_t t) {
-    int i = 0;
-    while (i < m->nparams) {
-        int j = i;
-        while (j + 1 < m->nparams && m->params[j + 1].decay == m->params[i].decay)
-            j++;
-        size_t off = m->params[i].offset, n = m->params[j].offset + m->params[j].numel - off;
-        m->ops->adamw(m->w + off, m->g + off, m->m + off, m->v + off, n, (float)lr,
-                      (float)hp->beta1, (float)hp->beta2, (float)hp->eps,
-                      m->params[i].decay ? (float)hp->weight_decay : 0.0f, grad_scale, t,
-                      hp->coupled);
-        i = j + 1;
-    }
-}
-
 static bool buffer_finite(const bert_model *m, const float *buf) {
-    return isfinite(m->ops->sumsq(buf, m->numel));
+    return isfinite(m->ops->sumsq(m->ops, buf, m->numel));
 }
 
 /* Validation MLM loss and accuracy over the held-out rows in whole microbatches (at least one
- * batch), dropout off, masks from VALID_SEED. */
+ * batch), dropout off, masks from VALID_SEED. The totals stay on the backend until the end:
+ * per batch only the token ids go up and nothing comes back. */
 static void validate(bert_model *m, const store_rows *rows, const mlm_opts *mo, int mbs,
                      int max_batches, double *loss_out, double *acc_out, int64_t *nrows_out) {
     *loss_out = *acc_out = NAN;
@@ -173,56 +103,48 @@ static void validate(bert_model *m, const store_rows *rows, const mlm_opts *mo, 
     int B = rows->row_count < mbs ? (int)rows->row_count : mbs;
     int64_t nb = rows->row_count / B;
     if (max_batches > 0 && nb > max_batches) nb = max_batches;
-    int S_in = rows->row_len, V = m->cfg.V;
+    int S_in = rows->row_len;
     int32_t *ids = xmalloc((size_t)B * S_in * sizeof *ids);
     mlm_batch b;
     mlm_batch_init(&b, B, S_in, mo);
-    bool ge = m->grad_enabled;
+    bool ge = m->grad_enabled, fl = m->fetch_loss;
     m->grad_enabled = false;
-    float *logits = NULL;
-    double loss_sum = 0;
-    int64_t nvalid = 0, correct = 0;
+    m->fetch_loss = false;
+    int64_t nvalid = 0;
+    bool measured = false;
     for (int64_t k = 0; k < nb; k++) {
         for (int i = 0; i < B; i++)
             store_rows_get(rows, k * B + i, ids + (size_t)i * S_in);
         mlm_collate(&b, ids, S_in, mo, VALID_SEED, 0, (uint64_t)k);
-        double l = bert_forward(m, b.input_ids, NULL, b.labels, NULL, B, b.S, false, VALID_SEED,
-                                (uint64_t)k);
+        bert_forward(m, b.input_ids, NULL, b.labels, NULL, B, b.S, false, VALID_SEED, (uint64_t)k);
         if (m->cfg.kind == BERT_ARCH_SANITY || m->nvalid == 0) continue;
-        loss_sum += l * m->nvalid;
+        if (!measured) bert_eval_reset(m);
+        measured = true;
+        bert_eval_add(m);
         nvalid += m->nvalid;
-        if (!logits) logits = xmalloc((size_t)m->nrows * V * sizeof *logits);
-        m->ops->download(logits, m->logits, (size_t)m->nrows * V * sizeof *logits);
-        for (int r = 0; r < m->nrows; r++) {
-            if (m->h_labels[r] == -100) continue;
-            const float *row = logits + (size_t)r * V;
-            int best = 0;
-            for (int v = 1; v < V; v++)
-                if (row[v] > row[best]) best = v;
-            correct += best == m->h_labels[r];
-        }
     }
     m->grad_enabled = ge;
+    m->fetch_loss = fl;
     if (nvalid) {
+        double loss_sum, correct;
+        bert_eval_read(m, &loss_sum, &correct);
         *loss_out = loss_sum / (double)nvalid;
-        *acc_out = (double)correct / (double)nvalid;
+        *acc_out = correct / (double)nvalid;
     }
     *nrows_out = nb * B;
-    free(logits);
     free(ids);
     mlm_batch_free(&b);
 }
 
-static void log_startup(const ops *o, int threads) {
+static void log_startup(const ops *o) {
     struct utsname u;
     char host[256] = "?";
     gethostname(host, sizeof host);
     if (uname(&u) == 0)
         core_log_info("Platform: %s %s %s, cram: %s, backend: %s", u.sysname, u.release, u.machine,
                       CRAM_VERSION, o->name);
-    core_log_info("CPUs: %ld, GPUs: 0 on %s. Threads: %d.", sysconf(_SC_NPROCESSORS_ONLN), host,
-                  threads);
-    if (strcmp(o->name, ops_cpu()->name) == 0) core_log_info("BLAS: %s", ops_cpu_blas_info());
+    core_log_info("CPUs: %ld on %s. Backend: %s", sysconf(_SC_NPROCESSORS_ONLN), host,
+                  o->desc[0] ? o->desc : o->name);
 }
 
 static void log_random_row(const store *s, uint64_t seed) {
@@ -276,35 +198,35 @@ typedef struct job {
 static int job_from_cfg(job *j, cfg_node *cfg, int64_t world, char *err, size_t errlen) {
     memset(j, 0, sizeof *j);
     j->cfg = cfg;
-    j->name = cstr(cfg, "name", "default");
-    j->base_dir = cstr(cfg, "base_dir", "outputs");
-    j->dryrun = cbool(cfg, "dryrun", false);
-    j->budget_h = cnum(cfg, "budget", 24);
-    j->steps_cap = cint(cfg, "train.steps", 900000);
-    j->print_every = cint(cfg, "impl.print_loss_every_nth_step", 1000);
-    j->save_every = cint(cfg, "impl.save_every_nth_step", 10000);
-    j->save_intermediate = cbool(cfg, "impl.save_intermediate_checkpoints", false);
-    j->resume = cbool(cfg, "impl.resume_run_after_preempt", false);
-    j->train_mode = cbool(cfg, "train.pretrain_in_train_mode", false);
-    j->clip = cnum(cfg, "train.gradient_clipping", 0);
-    j->et_enabled = cbool(cfg, "impl.early_termination.enabled", false);
-    j->et_budget_h = cnum(cfg, "impl.early_termination.budget", 3);
-    j->et_threshold = cnum(cfg, "impl.early_termination.loss_threshold", 6.0);
-    j->troubleshoot = cstr(cfg, "impl.troubleshoot_strategy", "none");
-    j->mbs = cint(cfg, "impl.microbatch_size", 128);
+    j->name = cfg_str_or(cfg, "name", "default");
+    j->base_dir = cfg_str_or(cfg, "base_dir", "outputs");
+    j->dryrun = cfg_bool_or(cfg, "dryrun", false);
+    j->budget_h = cfg_num_or(cfg, "budget", 24);
+    j->steps_cap = cfg_int_or(cfg, "train.steps", 900000);
+    j->print_every = cfg_int_or(cfg, "impl.print_loss_every_nth_step", 1000);
+    j->save_every = cfg_int_or(cfg, "impl.save_every_nth_step", 10000);
+    j->save_intermediate = cfg_bool_or(cfg, "impl.save_intermediate_checkpoints", false);
+    j->resume = cfg_bool_or(cfg, "impl.resume_run_after_preempt", false);
+    j->train_mode = cfg_bool_or(cfg, "train.pretrain_in_train_mode", false);
+    j->clip = cfg_num_or(cfg, "train.gradient_clipping", 0);
+    j->et_enabled = cfg_bool_or(cfg, "impl.early_termination.enabled", false);
+    j->et_budget_h = cfg_num_or(cfg, "impl.early_termination.budget", 3);
+    j->et_threshold = cfg_num_or(cfg, "impl.early_termination.loss_threshold", 6.0);
+    j->troubleshoot = cfg_str_or(cfg, "impl.troubleshoot_strategy", "none");
+    j->mbs = cfg_int_or(cfg, "impl.microbatch_size", 128);
     if (j->print_every < 1 || j->save_every < 1 || j->mbs < 1 || !(j->budget_h > 0)) {
         snprintf(err, errlen,
                  "impl.print_loss_every_nth_step, impl.save_every_nth_step and "
                  "impl.microbatch_size must be >= 1 and budget > 0");
         return -1;
     }
-    int64_t bs = cint(cfg, "train.batch_size", 0);
+    int64_t bs = cfg_int_or(cfg, "train.batch_size", 0);
     if (j->mbs > bs) {
         snprintf(err, errlen, "MBS is %lld, but BS is only %lld.", (long long)j->mbs,
                  (long long)bs);
         return -1;
     }
-    const char *obj = cstr(cfg, "train.objective.name", "masked-lm");
+    const char *obj = cfg_str_or(cfg, "train.objective.name", "masked-lm");
     if (strcmp(obj, "masked-lm") != 0) {
         snprintf(err, errlen, "train.objective.name=%s: only masked-lm is implemented", obj);
         return -1;
@@ -347,11 +269,11 @@ static void write_table(const job *j, const store *s, const train_result *res, d
                 snprintf(arch + strlen(arch), sizeof arch - strlen(arch), "%s%s", i ? " " : "",
                          an->items[i]->s);
     char td[64];
-    train_format_timedelta(td, sizeof td, total_s);
+    core_format_timedelta(td, sizeof td, total_s);
     COL("name", "%s", j->name);
     keys[n] = xstrdup("budget"), vals[n++] = cell(cfg_get(j->cfg, "budget"));
     COL("dataset", "%s", dsname);
-    COL("backend", "%s", cstr(j->cfg, "impl.name", "?"));
+    COL("backend", "%s", cfg_str_or(j->cfg, "impl.name", "?"));
     COL("arch", "%s", arch);
     if (nlosses > 0)
         COL("loss", "%.17g", losses[nlosses - 1]);
@@ -396,7 +318,7 @@ static void write_table(const job *j, const store *s, const train_result *res, d
     }
 #undef COL
     char err[ERRLEN];
-    if (train_table_append("tables", "pretrain_reports", keys, vals, n, err, sizeof err))
+    if (core_table_append("tables", "pretrain_reports", keys, vals, n, err, sizeof err))
         core_log_warn("summary table not written: %s", err);
     for (int i = 0; i < n; i++)
         free(keys[i]), free(vals[i]);
@@ -438,69 +360,105 @@ static void write_metrics_yaml(const job *j, const bert_model *m, const train_re
     if (core_atomic_write(path, buf, (size_t)n, err, sizeof err)) core_log_warn("%s", err);
 }
 
-int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
-    double t_launch = core_now();
-    memset(res, 0, sizeof *res);
-    res->avg_loss = res->val_loss = res->val_acc = res->last_loss = NAN;
-    train_dist single;
-    train_dist_single(&single);
-    const train_dist *dist = opts && opts->dist ? opts->dist : &single;
-    const ops *o = opts && opts->ops ? opts->ops : ops_cpu();
-    const train_hooks *hooks = opts ? opts->hooks : NULL;
-    int rank = dist->rank;
-    char err[ERRLEN] = "";
-    core_log_init(rank);
-
+/* Everything one pretraining run holds, from set-up to the final checkpoint. */
+typedef struct run {
     job J;
-    if (job_from_cfg(&J, cfg, dist->world, err, sizeof err)) {
-        core_log_error("%s", err);
+    dist *d;
+    dist single; /* when the caller gives no dist */
+    const ops *o;
+    bool own_ops; /* opened here from impl.*: closed at the end */
+    const train_hooks *hooks;
+    int rank;
+    uint64_t seed;
+    double t_launch;
+    char err[ERRLEN];
+    /* built */
+    store s;
+    bool have_store;
+    mlm_opts mo;
+    loader ld;
+    mlm_batch mb;
+    bool have_batch;
+    bert_model m;
+    bool have_model;
+    int S_in;
+    double peak, flops_tok;
+    train_progress P;
+    /* the loop's reporting */
+    FILE *metrics;
+    double *hist_loss, step_time_sum;
+    int nhist, caphist;
+} run;
+
+/* The job from the config, the backend, the run folder with its config and log, the seed.
+ * Returns 0, or the exit code. */
+static int run_setup(run *r, cfg_node *cfg, const train_opts *opts, train_result *res) {
+    r->t_launch = core_now();
+    if (opts && opts->dist) {
+        r->d = opts->dist;
+    } else {
+        dist_single(&r->single, false);
+        r->d = &r->single;
+    }
+    r->hooks = opts ? opts->hooks : NULL;
+    r->rank = r->d->rank;
+    core_log_init(r->rank);
+    job *J = &r->J;
+    if (job_from_cfg(J, cfg, r->d->world, r->err, sizeof r->err)) {
+        core_log_error("%s", r->err);
         return 2;
     }
-    /* threads: impl.threads caps the cores (0 = all) */
-    int cores = omp_get_num_procs();
-    int64_t want = cint(cfg, "impl.threads", 0);
-    int threads = want > 0 && want < cores ? (int)want : cores;
-    omp_set_num_threads(threads);
+    if (opts && opts->ops) {
+        r->o = opts->ops;
+    } else {
+        r->o = backend_from_cfg(cfg, r->err, sizeof r->err);
+        if (!r->o) {
+            core_log_error("%s", r->err);
+            return 2;
+        }
+        r->own_ops = true;
+    }
 
-    /* the run folder, its config (exactly `cram config pretrain <args>`) and the log */
-    /* rank 0 makes the folder; the others learn its name */
-    int ok = rank != 0 || core_run_dir(J.run_dir, sizeof J.run_dir, J.base_dir, J.name, "pretrain",
-                                       time(NULL), err, sizeof err) == 0;
-    dist->allreduce_min_int(dist->ctx, &ok, 1);
+    /* the run folder, its config (exactly `cram config pretrain <args>`) and the log;
+     * rank 0 makes the folder, the others learn its name */
+    int ok = r->rank != 0 || core_run_dir(J->run_dir, sizeof J->run_dir, J->base_dir, J->name,
+                                          "pretrain", time(NULL), r->err, sizeof r->err) == 0;
+    dist_allreduce_int(r->d, &ok, 1, DIST_MIN);
     if (!ok) {
-        core_log_error("%s", rank == 0 ? err : "rank 0 could not create the run folder");
+        core_log_error("%s", r->rank == 0 ? r->err : "rank 0 could not create the run folder");
         return 1;
     }
-    dist->bcast(dist->ctx, J.run_dir, sizeof J.run_dir);
-    snprintf(res->run_dir, sizeof res->run_dir, "%s", J.run_dir);
+    dist_bcast_bytes(r->d, J->run_dir, sizeof J->run_dir);
+    snprintf(res->run_dir, sizeof res->run_dir, "%s", J->run_dir);
     char path[CORE_PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s_pretrain.log", J.run_dir, J.name);
-    if (rank == 0 && core_log_open_file(path) != 0)
+    snprintf(path, sizeof path, "%s/%s_pretrain.log", J->run_dir, J->name);
+    if (r->rank == 0 && core_log_open_file(path) != 0)
         core_log_warn("cannot open the log file %s: %s", path, strerror(errno));
-    if (rank == 0) {
+    if (r->rank == 0) {
         char *yaml = cfg_to_yaml(cfg);
-        snprintf(path, sizeof path, "%s/config.yaml", J.run_dir);
-        if (core_atomic_write(path, yaml, strlen(yaml), err, sizeof err)) core_log_warn("%s", err);
+        snprintf(path, sizeof path, "%s/config.yaml", J->run_dir);
+        if (core_atomic_write(path, yaml, strlen(yaml), r->err, sizeof r->err))
+            core_log_warn("%s", r->err);
         free(yaml);
-        write_overrides(J.run_dir, opts ? opts->argc : 0, opts ? opts->argv : NULL);
+        write_overrides(J->run_dir, opts ? opts->argc : 0, opts ? opts->argv : NULL);
     }
-    snprintf(J.state_path, sizeof J.state_path, "%s/%s/intermediate_state.bin", J.base_dir, J.name);
+    snprintf(J->state_path, sizeof J->state_path, "%s/%s/intermediate_state.bin", J->base_dir,
+             J->name);
 
     /* seed: null draws one and records it in the config, so it is logged and tabulated */
     cfg_node *sn = cfg_get(cfg, "seed");
-    uint64_t seed;
     if (!sn || sn->type == CFG_NULL) {
-        seed = draw_seed();
-        dist->bcast(dist->ctx, &seed, sizeof seed); /* one seed for all ranks */
+        r->seed = core_draw_seed();
+        dist_bcast_bytes(r->d, &r->seed, sizeof r->seed); /* one seed for all ranks */
         cfg_node *v = cfg_new(CFG_INT);
-        v->i = (int64_t)seed;
+        v->i = (int64_t)r->seed;
         cfg_map_set(cfg, "seed", v);
     } else {
-        seed = (uint64_t)cint(cfg, "seed", 0);
+        r->seed = (uint64_t)cfg_int_or(cfg, "seed", 0);
     }
-    log_startup(o, threads);
-    core_log_info("Data-parallel processes: %d", dist->world);
-    core_log_info("Seeding with random seed %llu on rank 0.", (unsigned long long)seed);
+    log_startup(r->o);
+    core_log_info("Data-parallel processes: %d", r->d->world);
+    core_log_info("Seeding with random seed %llu on rank 0.", (unsigned long long)r->seed);
     core_log_info("--------------------------------------------------------------");
     core_log_info("--------------Launching pretraining run! ---------------------");
     {
@@ -508,129 +466,135 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
         core_log_info("Resolved configuration:\n%s", yaml);
         free(yaml);
     }
-    core_log_info("Run folder: %s", J.run_dir);
+    core_log_info("Run folder: %s", J->run_dir);
+    return 0;
+}
 
-    /* data */
-    store s;
-    if (data_prepare(&s, cfg, STORE_VERIFY_AUTO, err, sizeof err)) {
+/* The token store, the batches, the model and the progress (from the intermediate state when
+ * resuming). Returns 0, or the exit code. */
+static int run_build(run *r, cfg_node *cfg, train_result *res) {
+    job *J = &r->J;
+    char *err = r->err;
+    size_t errlen = sizeof r->err;
+    if (data_prepare(&r->s, cfg, STORE_VERIFY_AUTO, err, errlen)) {
         core_log_error("%s", err);
         return 1;
     }
-    int rc = 0;
-    int V = tok_vocab_size(s.tok);
+    r->have_store = true;
     bert_config bc;
-    if (bert_config_from_cfg(&bc, cfg, V, err, sizeof err)) {
+    if (bert_config_from_cfg(&bc, cfg, tok_vocab_size(r->s.tok), err, errlen) ||
+        mlm_opts_from_config(&r->mo, cfg, r->s.tok, err, errlen)) {
         core_log_error("%s", err);
-        store_close(&s);
         return 2;
     }
-    mlm_opts mo;
-    if (mlm_opts_from_config(&mo, cfg, s.tok, err, sizeof err)) {
+    r->S_in = r->s.train.row_len;
+    if (loader_init(&r->ld, &r->s.train, r->rank, r->d->world, J->mbs,
+                    cfg_bool_or(cfg, "impl.shuffle_in_dataloader", false), r->seed, err, errlen)) {
         core_log_error("%s", err);
-        store_close(&s);
         return 2;
     }
-    int S_in = s.train.row_len;
-    loader ld;
-    if (loader_init(&ld, &s.train, rank, dist->world, J.mbs,
-                    cbool(cfg, "impl.shuffle_in_dataloader", false), seed, err, sizeof err)) {
-        core_log_error("%s", err);
-        store_close(&s);
-        return 2;
-    }
-    ld.reverse = cbool(cfg, "train.reverse_dataset_order", false);
-    mlm_batch mb;
-    mlm_batch_init(&mb, (int)J.mbs, S_in, &mo);
-    if (bc.kind != BERT_ARCH_SANITY && mb.S > bc.max_pos) {
-        core_log_error("data.seq_length %d exceeds arch.embedding.max_seq_length %d", mb.S,
+    r->ld.reverse = cfg_bool_or(cfg, "train.reverse_dataset_order", false);
+    mlm_batch_init(&r->mb, (int)J->mbs, r->S_in, &r->mo);
+    r->have_batch = true;
+    if (bc.kind != BERT_ARCH_SANITY && r->mb.S > bc.max_pos) {
+        core_log_error("data.seq_length %d exceeds arch.embedding.max_seq_length %d", r->mb.S,
                        bc.max_pos);
-        mlm_batch_free(&mb);
-        store_close(&s);
         return 2;
     }
 
-    /* model */
-    bert_model m;
-    bert_init(&m, &bc, o);
-    m.rank = (uint32_t)rank;
-    bert_init_weights(&m, seed);
+    bert_model *m = &r->m;
+    bert_init(m, &bc, r->o);
+    r->have_model = true;
+    m->rank = (uint32_t)r->rank;
+    bert_init_weights(m, r->seed);
     cfg_node *dk = cfg_get(cfg, "train.limited_decay_keys");
     if (dk && dk->type == CFG_LIST) {
         char **keys = xcalloc((size_t)dk->n + 1, sizeof *keys);
         int nk = 0;
         for (int i = 0; i < dk->n; i++)
             if (dk->items[i]->type == CFG_STR) keys[nk++] = dk->items[i]->s;
-        bert_set_decay_keys(&m, keys, nk);
+        bert_set_decay_keys(m, keys, nk);
         free(keys);
     }
-    bert_acts_ensure(&m, (int)J.mbs, mb.S);
-    if (rank == 0) {
-        bert_log_summary(&m);
-        log_random_row(&s, seed);
+    bert_acts_ensure(m, (int)J->mbs, r->mb.S);
+    if (r->rank == 0) {
+        bert_log_summary(m);
+        log_random_row(&r->s, r->seed);
     }
     char how[256];
-    double peak = peak_gflops(o, how, sizeof how);
-    double flops_tok = train_flops_per_token(&bc, mb.S);
-    res->peak_gflops = peak;
-    core_log_info("MFU reference: %.1f GFLOP/s (%s); %.1f MFLOP per trained token.", peak, how,
-                  flops_tok / 1e6);
+    r->peak = peak_gflops(r->o, how, sizeof how);
+    r->flops_tok = train_flops_per_token(&bc, r->mb.S);
+    res->peak_gflops = r->peak;
+    core_log_info("MFU reference: %.1f GFLOP/s (%s); %.1f MFLOP per trained token.", r->peak, how,
+                  r->flops_tok / 1e6);
 
     /* progress, possibly from the intermediate state */
-    train_progress P = {0};
-    P.seed = seed;
-    P.mbs_eff = J.mbs * dist->world;
-    P.world = dist->world;
-    P.cur_bs = ramp_initial_batch(&J.rmp);
-    P.lr = sched_lr(&J.sch, 0, 0.0);
-    P.last_loss = NAN;
-    if (J.resume && access(J.state_path, F_OK) == 0) {
-        core_log_info("Loading intermediate checkpoint from previous run: %s", J.state_path);
-        train_progress L = P;
-        int st = ckpt_load_state(J.state_path, &m, &L, err, sizeof err);
-        if (st == TS_EMISMATCH || (st == 0 && (L.mbs_eff != P.mbs_eff || L.world != P.world))) {
+    train_progress *P = &r->P;
+    memset(P, 0, sizeof *P);
+    P->seed = r->seed;
+    P->mbs_eff = J->mbs * r->d->world;
+    P->world = r->d->world;
+    P->cur_bs = ramp_initial_batch(&J->rmp);
+    P->lr = sched_lr(&J->sch, 0, 0.0);
+    P->last_loss = NAN;
+    if (J->resume && access(J->state_path, F_OK) == 0) {
+        core_log_info("Loading intermediate checkpoint from previous run: %s", J->state_path);
+        train_progress L = *P;
+        int st = ckpt_load_state(J->state_path, m, &L, err, errlen);
+        if (st == TS_EMISMATCH || (st == 0 && (L.mbs_eff != P->mbs_eff || L.world != P->world))) {
             if (st == 0)
-                snprintf(
-                    err, sizeof err,
-                    "%.1024s was written with microbatch %lld x %lld ranks; resume with the same "
-                    "impl.microbatch_size and world size",
-                    J.state_path, (long long)(L.mbs_eff / (L.world ? L.world : 1)),
-                    (long long)L.world);
+                snprintf(err, errlen,
+                         "%.1024s was written with microbatch %lld x %lld ranks; resume with the "
+                         "same impl.microbatch_size and world size",
+                         J->state_path, (long long)(L.mbs_eff / (L.world ? L.world : 1)),
+                         (long long)L.world);
             core_log_error("cannot resume: %s", err);
-            rc = 2;
-            goto out;
+            return 2;
         } else if (st != 0) {
             char bad[CORE_PATH_MAX + 64];
-            snprintf(bad, sizeof bad, "%s.unreadable", J.state_path);
-            rename(J.state_path, bad);
+            snprintf(bad, sizeof bad, "%s.unreadable", J->state_path);
+            rename(J->state_path, bad);
             core_log_warn("Checkpoint file unreadable or corrupted (%s); moved to %s, starting "
                           "fresh.",
                           err, bad);
-            bert_init_weights(&m, seed);
-            bert_zero_grad(&m);
+            bert_init_weights(m, r->seed);
+            bert_zero_grad(m);
         } else {
-            if (L.seed != seed)
+            if (L.seed != r->seed)
                 core_log_info("Continuing with the interrupted run's seed %llu (not %llu).",
-                              (unsigned long long)L.seed, (unsigned long long)seed);
-            P = L;
-            loader_seek(&ld, P.pos);
+                              (unsigned long long)L.seed, (unsigned long long)r->seed);
+            *P = L;
+            loader_seek(&r->ld, P->pos);
             core_log_info("Sucessfully loaded state with metadata {step: %lld, elapsed: %.3f, "
                           "updates: %lld, epoch: %lld, batch: %lld}",
-                          (long long)P.step, P.elapsed_s, (long long)P.opt_t,
-                          (long long)P.pos.epoch, (long long)P.pos.index);
+                          (long long)P->step, P->elapsed_s, (long long)P->opt_t,
+                          (long long)P->pos.epoch, (long long)P->pos.index);
         }
     }
-    res->seed = P.seed;
+    res->seed = P->seed;
+    return 0;
+}
+
+/* The microbatch loop until the budget, the step cap, early termination, a non-finite stop, a
+ * signal or the end of a dry run. */
+static train_stop run_loop(run *r, train_result *res) {
+    job J = r->J; /* read-only here */
+    dist *d = r->d;
+    int rank = r->rank;
+    char *err = r->err;
+    const train_hooks *hooks = r->hooks;
+    train_progress P = r->P;
     int64_t accum = P.cur_bs / P.mbs_eff;
-    int32_t *rows = xmalloc((size_t)J.mbs * S_in * sizeof *rows);
-    FILE *metrics = NULL;
+    int32_t *rows = xmalloc((size_t)J.mbs * r->S_in * sizeof *rows);
+    char path[CORE_PATH_MAX + 64];
     if (rank == 0) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", J.run_dir);
-        metrics = fopen(path, "a");
-        if (!metrics) core_log_warn("cannot open %s: %s", path, strerror(errno));
+        r->metrics = fopen(path, "a");
+        if (!r->metrics) core_log_warn("cannot open %s: %s", path, strerror(errno));
     }
-    int64_t tokens_per_step = (int64_t)mb.S * P.mbs_eff;
-    double *hist_loss = NULL, step_time_sum = 0;
-    int nhist = 0, caphist = 0;
+    FILE *metrics = r->metrics;
+    int64_t tokens_per_step = (int64_t)r->mb.S * P.mbs_eff;
+    double peak = r->peak, flops_tok = r->flops_tok;
 
     struct sigaction sa = {0}, old_int, old_term;
     sa.sa_handler = on_signal;
@@ -647,22 +611,19 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
     double el = P.elapsed_s;
     for (;;) {
         int64_t step = P.step + 1;
-        loader_next(&ld, rows);
-        mlm_collate(&mb, rows, S_in, &mo, P.seed, (uint32_t)rank, (uint64_t)step);
-        double loss = bert_forward(&m, mb.input_ids, NULL, mb.labels, NULL, (int)J.mbs, mb.S,
-                                   J.train_mode, P.seed, (uint64_t)step);
-        bert_backward(&m, 1.0f / (float)accum);
+        loader_next(&r->ld, rows);
+        mlm_collate(&r->mb, rows, r->S_in, &r->mo, P.seed, (uint32_t)rank, (uint64_t)step);
+        double loss = bert_forward(&r->m, r->mb.input_ids, NULL, r->mb.labels, NULL, (int)J.mbs,
+                                   r->mb.S, J.train_mode, P.seed, (uint64_t)step);
+        bert_backward(&r->m, 1.0f / (float)accum);
         P.step = step;
         P.acc += P.mbs_eff;
         el = core_now() - t_start;
-        dist->bcast(dist->ctx, &el, sizeof el); /* one clock for every rank */
+        dist_bcast_bytes(d, &el, sizeof el); /* one clock for every rank */
         if (P.acc >= P.cur_bs) {
             P.acc = 0;
-            if (dist->world > 1) dist->allreduce_mean(dist->ctx, m.g, m.numel);
-            float gs = J.clip > 0 ? adamw_clip_coef(bert_grad_norm(&m), J.clip) : 1.0f;
             P.opt_t++;
-            optimizer_step(&m, &J.hp, P.lr, gs, P.opt_t);
-            bert_zero_grad(&m);
+            adamw_model_step(&r->m, d, &J.hp, P.lr, J.clip, P.opt_t);
             P.cur_bs = ramp_batch_size(&J.rmp, step, el);
             accum = P.cur_bs / P.mbs_eff;
         }
@@ -684,13 +645,13 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
             double tt = (now - t_print) / (double)J.print_every;
             double tps = tt > 0 ? (double)tokens_per_step / tt : 0;
             char td[64];
-            train_format_timedelta(td, sizeof td, tt * (double)J.steps_cap);
+            core_format_timedelta(td, sizeof td, tt * (double)J.steps_cap);
             core_log_info("Train loss %.4f at step %lld with lr %.5f. [Avg: %.4f]  Perf: %.4fs per "
                           "step (%.0ft/s). Estimated Total Train: %s. MFU: %.1f%% of %.0f GFLOP/s.",
                           loss, (long long)step, P.lr, avg, tt, tps, td,
                           peak > 0 ? 100.0 * tps * flops_tok / 1e9 / peak : 0.0, peak);
             if (metrics) {
-                loader_pos lp = loader_tell(&ld);
+                loader_pos lp = loader_tell(&r->ld);
                 fprintf(metrics,
                         "{\"step\": %lld, \"epoch\": %lld, \"tokens\": %lld, \"loss\": %.6f, "
                         "\"last_loss\": %.6f, \"lr\": %.8g, \"batch_size\": %lld, "
@@ -699,12 +660,12 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
                         avg, loss, P.lr, (long long)P.cur_bs, tps, el);
                 fflush(metrics);
             }
-            if (nhist == caphist) {
-                caphist = caphist ? 2 * caphist : 64;
-                hist_loss = xrealloc(hist_loss, (size_t)caphist * sizeof *hist_loss);
+            if (r->nhist == r->caphist) {
+                r->caphist = r->caphist ? 2 * r->caphist : 64;
+                r->hist_loss = xrealloc(r->hist_loss, (size_t)r->caphist * sizeof *r->hist_loss);
             }
-            hist_loss[nhist++] = avg;
-            step_time_sum += tt;
+            r->hist_loss[r->nhist++] = avg;
+            r->step_time_sum += tt;
             res->avg_loss = avg;
             P.win_sum = 0;
             P.win_n = 0;
@@ -718,17 +679,17 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
         if (J.save_intermediate && step % J.save_every == 0 && isfinite(loss) && rank == 0 &&
             !J.dryrun) {
             P.elapsed_s = el;
-            P.pos = loader_tell(&ld);
-            if (ckpt_save_state(J.state_path, &m, &P, err, sizeof err))
+            P.pos = loader_tell(&r->ld);
+            if (ckpt_save_state(J.state_path, &r->m, &P, err, sizeof r->err))
                 core_log_warn("intermediate state not saved: %s", err);
         }
         if (!isfinite(loss)) {
             core_log_info("Non-finite loss in step %lld on device %d.", (long long)step, rank);
             bool recover = strstr(J.troubleshoot, "recover_checkpoint") != NULL;
-            if (!buffer_finite(&m, m.g)) {
+            if (!buffer_finite(&r->m, r->m.g)) {
                 if (strstr(J.troubleshoot, "dump_nan_grads")) {
                     core_log_info("Non-finite gradients in step %lld, dumping...", (long long)step);
-                    bert_zero_grad(&m);
+                    bert_zero_grad(&r->m);
                 } else if (recover) {
                     no_recovery = 0;
                 } else {
@@ -738,7 +699,7 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
                                   (long long)step);
                 }
             }
-            if (!buffer_finite(&m, m.w)) {
+            if (!buffer_finite(&r->m, r->m.w)) {
                 if (recover) {
                     no_recovery = 0;
                 } else {
@@ -750,13 +711,13 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
             }
         }
         int flags[3] = {allowed, no_recovery, !signalled};
-        dist->allreduce_min_int(dist->ctx, flags, 3);
+        dist_allreduce_int(d, flags, 3, DIST_MIN);
         if (!flags[2]) {
             /* preempted: keep the state of this microbatch boundary and leave */
             if (!J.dryrun && rank == 0) {
                 P.elapsed_s = el;
-                P.pos = loader_tell(&ld);
-                if (ckpt_save_state(J.state_path, &m, &P, err, sizeof err))
+                P.pos = loader_tell(&r->ld);
+                if (ckpt_save_state(J.state_path, &r->m, &P, err, sizeof r->err))
                     core_log_error("intermediate state not saved: %s", err);
                 else
                     core_log_info("Received signal %d: saved the training state at step %lld to "
@@ -777,13 +738,13 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
         if (!flags[1]) {
             core_log_info("Attempting reload of checkpoint on device %d.", rank);
             train_progress L = P;
-            if (ckpt_load_state(J.state_path, &m, &L, err, sizeof err)) {
+            if (ckpt_load_state(J.state_path, &r->m, &L, err, sizeof r->err)) {
                 core_log_error("cannot reload the intermediate state: %s", err);
                 stop = TRAIN_STOP_NONFINITE;
                 break;
             }
             P = L;
-            loader_seek(&ld, P.pos);
+            loader_seek(&r->ld, P.pos);
             accum = P.cur_bs / P.mbs_eff;
             t_start = core_now() - P.elapsed_s;
         }
@@ -802,13 +763,24 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
                   (long long)(P.step - first_step), (long long)P.opt_t, loop_s, res->tok_per_s,
                   peak > 0 ? 100.0 * res->tok_per_s * flops_tok / 1e9 / peak : 0.0, peak);
     if (metrics) fclose(metrics);
+    r->metrics = NULL;
     free(rows);
+    r->P = P;
+    return stop;
+}
 
+/* Validation, the summary table, the final checkpoint and the metrics file. Returns the exit
+ * code. */
+static int run_finish(run *r, train_stop stop, train_result *res) {
+    const job J = r->J;
+    int rank = r->rank, rc = 0;
+    char *err = r->err;
+    train_progress P = r->P;
     if (stop != TRAIN_STOP_SIGNAL) {
         double vl, va;
         int64_t vrows;
-        validate(&m, &s.valid, &mo, (int)J.mbs, J.dryrun ? DRYRUN_VALID_BATCHES : 0, &vl, &va,
-                 &vrows);
+        validate(&r->m, &r->s.valid, &r->mo, (int)J.mbs, J.dryrun ? DRYRUN_VALID_BATCHES : 0, &vl,
+                 &va, &vrows);
         res->val_loss = vl;
         res->val_acc = va;
         if (vrows > 0)
@@ -819,17 +791,17 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
             core_log_info("No validation rows in the store (data.validation_seqs=0).");
 
         if (!J.dryrun && rank == 0)
-            write_table(&J, &s, res, core_now() - t_launch, hist_loss, nhist,
-                        nhist ? step_time_sum / nhist : 0, loader_tell(&ld).epoch);
+            write_table(&J, &r->s, res, core_now() - r->t_launch, r->hist_loss, r->nhist,
+                        r->nhist ? r->step_time_sum / r->nhist : 0, loader_tell(&r->ld).epoch);
         if (rank == 0) {
             double loss = P.last_loss;
             if (!isfinite(loss) && J.save_intermediate && access(J.state_path, F_OK) == 0) {
                 train_progress L = P;
-                if (ckpt_load_state(J.state_path, &m, &L, err, sizeof err) == 0) loss = 16.0;
+                if (ckpt_load_state(J.state_path, &r->m, &L, err, sizeof r->err) == 0) loss = 16.0;
             }
             if (isfinite(loss)) {
-                if (ckpt_save_final(res->checkpoint_dir, sizeof res->checkpoint_dir, cfg, &m, s.tok,
-                                    loss, J.dryrun, err, sizeof err)) {
+                if (ckpt_save_final(res->checkpoint_dir, sizeof res->checkpoint_dir, J.cfg, &r->m,
+                                    r->s.tok, loss, J.dryrun, err, sizeof r->err)) {
                     core_log_error("final checkpoint not written: %s", err);
                     res->checkpoint_dir[0] = '\0';
                     rc = 1;
@@ -845,20 +817,35 @@ int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
         }
         if (stop == TRAIN_STOP_NONFINITE && rc == 0) rc = 1;
     }
-    if (rank == 0) write_metrics_yaml(&J, &m, res);
+    if (rank == 0) write_metrics_yaml(&J, &r->m, res);
     {
         char td[64];
-        train_format_timedelta(td, sizeof td, core_now() - t_launch);
+        core_format_timedelta(td, sizeof td, core_now() - r->t_launch);
         core_log_info("-------------------------------------------------------------");
         core_log_info("Finished running job %s with total train time: %s", J.name, td);
         core_log_info("-----------------Shutdown complete.--------------------------");
     }
-    free(hist_loss);
-out:
-    bert_free(&m);
-    mlm_batch_free(&mb);
-    store_close(&s);
+    return rc;
+}
+
+static void run_free(run *r) {
+    if (r->have_model) bert_free(&r->m);
+    if (r->have_batch) mlm_batch_free(&r->mb);
+    if (r->have_store) store_close(&r->s);
+    free(r->hist_loss);
+    if (r->own_ops) backend_close(r->o);
     core_log_close();
+}
+
+int train_run(cfg_node *cfg, const train_opts *opts, train_result *res) {
+    memset(res, 0, sizeof *res);
+    res->avg_loss = res->val_loss = res->val_acc = res->last_loss = NAN;
+    run *r = xcalloc(1, sizeof *r);
+    int rc = run_setup(r, cfg, opts, res);
+    if (rc == 0) rc = run_build(r, cfg, res);
+    if (rc == 0) rc = run_finish(r, run_loop(r, res), res);
+    run_free(r);
+    free(r);
     return rc;
 }
 
@@ -883,44 +870,44 @@ int train_cli_main(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
-    ops_cpu_blas_init(); /* picks OpenBLAS's fast kernels before anything uses it */
     cfg_error ce = {0};
     cfg_node *cfg = cfg_from_args("pretrain", argc - 1, argv + 1, &ce);
     if (!cfg) {
         fprintf(stderr, "cram pretrain: %s\n", ce.msg);
         return ce.code ? ce.code : 2;
     }
-    const char *device = cstr(cfg, "impl.device", "auto");
-    if (strcmp(device, "cuda") == 0) {
-        fprintf(stderr, "cram pretrain: impl.device=cuda: the CUDA backend is not built yet; use "
-                        "impl.device=cpu or auto\n");
-        cfg_free(cfg);
-        return 2;
-    }
-    if (strcmp(device, "auto") != 0 && strcmp(device, "cpu") != 0) {
-        fprintf(stderr, "cram pretrain: impl.device=%s: expected auto, cpu or cuda\n", device);
+    /* the backend is chosen before the ranks join (NCCL needs to know where the gradients
+     * live) and opened after (on the rank's GPU) */
+    char err[512] = "";
+    backend_choice bc;
+    if (backend_choose(&bc, cfg, err, sizeof err)) {
+        fprintf(stderr, "cram pretrain: %s\n", err);
         cfg_free(cfg);
         return 2;
     }
     // Under mpirun every rank runs this; alone, dist_init gives the no-op single process.
     dist d;
-    char derr[512] = "";
-    if (dist_init(&d, cstr(cfg, "impl.dist_backend", "auto"), false, derr, sizeof derr)) {
-        fprintf(stderr, "cram pretrain: %s\n", derr);
+    if (dist_init(&d, cfg_str_or(cfg, "impl.dist_backend", "auto"), bc.device == BACKEND_CUDA, err,
+                  sizeof err)) {
+        fprintf(stderr, "cram pretrain: %s\n", err);
         cfg_free(cfg);
         return 2;
     }
-    train_dist td = {.rank = d.rank,
-                     .world = d.world,
-                     .ctx = &d,
-                     .allreduce_mean = dist_cb_allreduce_avg,
-                     .bcast = dist_cb_bcast_bytes,
-                     .allreduce_min_int = dist_cb_allreduce_min_int};
-    train_opts opts = {.ops = ops_cpu(), .argc = argc - 1, .argv = argv + 1, .dist = &td};
+    const ops *o = backend_open(&bc, d.device < 0 ? 0 : d.device, err, sizeof err);
+    if (!o) {
+        fprintf(stderr, "cram pretrain: %s\n", err);
+        cfg_free(cfg);
+        if (d.world > 1) dist_abort(&d, 2);
+        dist_free(&d);
+        return 2;
+    }
+    if (o->stream) dist_set_stream(&d, o->stream);
+    train_opts opts = {.ops = o, .argc = argc - 1, .argv = argv + 1, .dist = &d};
     train_result res;
     int rc = train_run(cfg, &opts, &res);
     cfg_free(cfg);
     if (rc != 0 && d.world > 1) dist_abort(&d, rc); // the other ranks may wait in a collective
+    backend_close(o);
     dist_free(&d);
     return rc;
 }

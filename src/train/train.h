@@ -14,20 +14,7 @@
 #include "core/fileio.h"
 #include "ops/ops.h"
 
-/* The seam for data-parallel training. The single-process version (train_dist_single) has
- * rank 0 of 1 and no-op collectives; an MPI/NCCL module fills the same table. */
-typedef struct train_dist {
-    int rank, world;
-    void *ctx;
-    /* buf (backend memory, n floats) <- mean over ranks; called once per optimizer update */
-    void (*allreduce_mean)(void *ctx, float *buf, size_t n);
-    /* rank 0's bytes to every rank: the budget clock, so all ranks follow one schedule */
-    void (*bcast)(void *ctx, void *buf, size_t bytes);
-    /* element-wise minimum over ranks: the stop/recovery flags, every microbatch */
-    void (*allreduce_min_int)(void *ctx, int *v, int n);
-} train_dist;
-
-void train_dist_single(train_dist *d);
+struct dist;
 
 /* Hooks for tests and tools; every field may be NULL. */
 typedef struct train_hooks {
@@ -64,8 +51,8 @@ typedef struct train_result {
 } train_result;
 
 typedef struct train_opts {
-    const ops *ops;           /* NULL: the CPU backend */
-    const train_dist *dist;   /* NULL: single process */
+    const ops *ops;           /* NULL: opened from impl.* (ops/backend.h) for this run */
+    struct dist *dist;        /* NULL: one process */
     const train_hooks *hooks; /* NULL: none */
     int argc;                 /* the overrides as given, saved as overrides.yaml */
     char *const *argv;
@@ -84,15 +71,5 @@ int train_cli_main(int argc, char **argv);
  * parameters a token touches (the sparse decoder counted at its decoded share). */
 typedef struct bert_config bert_config;
 double train_flops_per_token(const bert_config *c, int S);
-
-/* A duration the way Python's str(datetime.timedelta) prints it: "1:02:03.456789",
- * "2 days, 0:00:01". */
-void train_format_timedelta(char *out, size_t outlen, double seconds);
-
-/* Append one row to the tab-separated table <dir>/table_<table>.csv, writing the header first
- * when the file is missing or empty. Values must not contain tabs or newlines (they are
- * replaced by spaces). Returns 0 or -1 with a message. */
-int train_table_append(const char *dir, const char *table, char *const *keys, char *const *values,
-                       int n, char *err, size_t errlen);
 
 #endif

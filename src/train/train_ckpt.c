@@ -159,16 +159,16 @@ int ckpt_save_state(const char *path, const bert_model *m, const train_progress 
     if (p->acc != 0) {
         char gp[CORE_PATH_MAX + 32];
         grads_path(gp, sizeof gp, path, p->step);
-        o->download(host, m->g, n * sizeof(float));
+        o->download(o, host, m->g, n * sizeof(float));
         uint64_t sum = 0;
         rc = write_grads(gp, host, n, p->step, &sum, err, errlen);
         h.pos[W_HAS_GRADS] = 1;
         h.pos[W_GRADS_SUM] = sum;
     }
     if (rc == 0) {
-        o->download(host, m->w, n * sizeof(float));
-        o->download(host + n, m->m, n * sizeof(float));
-        o->download(host + 2 * n, m->v, n * sizeof(float));
+        o->download(o, host, m->w, n * sizeof(float));
+        o->download(o, host + n, m->m, n * sizeof(float));
+        o->download(o, host + 2 * n, m->v, n * sizeof(float));
         if (ts_write(path, &h, host, host + n, host + 2 * n, err, errlen) != TS_OK) rc = -1;
     }
     free(host);
@@ -228,14 +228,15 @@ int ckpt_load_state(const char *path, bert_model *m, train_progress *p, char *er
             free(host);
             return TS_EFORMAT;
         }
-        o->upload(m->g, g, n * sizeof(float));
+        o->upload(o, m->g, g, n * sizeof(float));
         free(g);
     } else {
-        o->memset0(m->g, n * sizeof(float));
+        o->memset0(o, m->g, n * sizeof(float));
     }
-    o->upload(m->w, host, n * sizeof(float));
-    o->upload(m->m, host + n, n * sizeof(float));
-    o->upload(m->v, host + 2 * n, n * sizeof(float));
+    o->upload(o, m->w, host, n * sizeof(float));
+    o->upload(o, m->m, host + n, n * sizeof(float));
+    o->upload(o, m->v, host + 2 * n, n * sizeof(float));
+    bert_weights_changed(m);
     free(host);
     p->step = (int64_t)h.step;
     p->opt_t = (int64_t)h.opt_t;
@@ -266,7 +267,7 @@ static int write_model(const char *path, const bert_model *m, char *err, size_t 
         snprintf(err, errlen, "out of memory writing %s", path);
         return -1;
     }
-    m->ops->download(host, m->w, m->numel * sizeof(float));
+    m->ops->download(m->ops, host, m->w, m->numel * sizeof(float));
     int k = 0;
     for (int i = 0; i < m->nparams; i++) {
         const bert_param *p = &m->params[i];

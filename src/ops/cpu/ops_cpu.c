@@ -4,10 +4,11 @@
 #include "ops/ops.h"
 
 #include "core/core.h"
-#include "ops/ops_cpu_math.h"
+#include "ops/cpu/ops_cpu_math.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +35,8 @@ static float *scratch_reserve_one(size_t n) {
 }
 
 /* ---- memory ------------------------------------------------------------------------------ */
-static void *cpu_alloc(size_t bytes) {
+static void *cpu_alloc(const ops *self, size_t bytes) {
+    (void)self;
     size_t n = (bytes + 63) / 64 * 64;
     if (n == 0) n = 64;
     void *p = aligned_alloc(64, n);
@@ -42,20 +44,26 @@ static void *cpu_alloc(size_t bytes) {
     memset(p, 0, n);
     return p;
 }
-static void cpu_free(void *p) {
+static void cpu_free(const ops *self, void *p) {
+    (void)self;
     free(p);
 }
-static void cpu_copy(void *dst, const void *src, size_t bytes) {
+static void cpu_copy(const ops *self, void *dst, const void *src, size_t bytes) {
+    (void)self;
     if (bytes) memcpy(dst, src, bytes);
 }
-static void cpu_memset0(void *dst, size_t bytes) {
+static void cpu_memset0(const ops *self, void *dst, size_t bytes) {
+    (void)self;
     if (bytes) memset(dst, 0, bytes);
 }
-static void cpu_sync(void) {}
+static void cpu_sync(const ops *self) {
+    (void)self;
+}
 
 /* ---- dense ------------------------------------------------------------------------------- */
-static void cpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,
-                           int C, int OC, int accum) {
+static void cpu_matmul_fwd(const ops *self, float *out, const float *inp, const float *w,
+                           const float *bias, int N, int C, int OC, int accum) {
+    (void)self;
     float beta = accum ? 1.0f : 0.0f;
     if (bias) {
 #pragma omp parallel for
@@ -72,8 +80,9 @@ static void cpu_matmul_fwd(float *out, const float *inp, const float *w, const f
     ops_cpu_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
 }
 
-static void cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
+static void cpu_matmul_bwd(const ops *self, float *dinp, float *dw, float *dbias, const float *dout,
                            const float *inp, const float *w, int N, int C, int OC, int accum_dinp) {
+    (void)self;
     if (dinp)
         ops_cpu_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, accum_dinp ? 1.0f : 0.0f, dinp, C);
     if (dw) ops_cpu_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
@@ -89,9 +98,10 @@ static void cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *do
 }
 
 /* ---- embedding ----------------------------------------------------------------------------- */
-static void cpu_embed_fwd(float *out, const int32_t *ids, const int32_t *types, const float *wte,
-                          const float *wpe, const float *pos_scale, const float *tte, int B, int S,
-                          int H) {
+static void cpu_embed_fwd(const ops *self, float *out, const int32_t *ids, const int32_t *types,
+                          const float *wte, const float *wpe, const float *pos_scale,
+                          const float *tte, int B, int S, int H) {
+    (void)self;
     float sc = pos_scale ? pos_scale[0] : 1.0f;
 #pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++)
@@ -114,10 +124,11 @@ static void cpu_embed_fwd(float *out, const int32_t *ids, const int32_t *types, 
         }
 }
 
-static void cpu_embed_bwd(float *dwte, float *dwpe, float *dpos_scale, float *dtte,
+static void cpu_embed_bwd(const ops *self, float *dwte, float *dwpe, float *dpos_scale, float *dtte,
                           const float *dout, const int32_t *ids, const int32_t *types,
                           const float *wpe, const float *pos_scale, int pad_id, int B, int S,
                           int H) {
+    (void)self;
     int N = B * S;
     /* rows may repeat: split the columns between threads instead of the rows */
     int nt = omp_get_max_threads();
@@ -222,16 +233,19 @@ OPS_CLONES static void ln_bwd_row(float *dx, float *pdw, float *pdb, const float
     }
 }
 
-static void cpu_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp,
-                              const float *w, const float *b, int N, int H, float eps) {
+static void cpu_layernorm_fwd(const ops *self, float *out, float *mean, float *rstd,
+                              const float *inp, const float *w, const float *b, int N, int H,
+                              float eps) {
+    (void)self;
 #pragma omp parallel for
     for (int i = 0; i < N; i++)
         ln_row(out + (size_t)i * H, mean + i, rstd + i, inp + (size_t)i * H, w, b, H, eps);
 }
 
-static void cpu_residual_layernorm_fwd(float *res_out, float *out, float *mean, float *rstd,
-                                       const float *res, const float *branch, const float *w,
-                                       const float *b, int N, int H, float eps) {
+static void cpu_residual_layernorm_fwd(const ops *self, float *res_out, float *out, float *mean,
+                                       float *rstd, const float *res, const float *branch,
+                                       const float *w, const float *b, int N, int H, float eps) {
+    (void)self;
 #pragma omp parallel for
     for (int i = 0; i < N; i++) {
         float *r = res_out + (size_t)i * H;
@@ -241,9 +255,10 @@ static void cpu_residual_layernorm_fwd(float *res_out, float *out, float *mean, 
     }
 }
 
-static void cpu_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout,
+static void cpu_layernorm_bwd(const ops *self, float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, const float *mean,
                               const float *rstd, int N, int H, int accum) {
+    (void)self;
     /* per-thread partial sums of dw/db, added in thread order afterwards: the result does not
      * depend on which thread finishes first */
     int nt = omp_get_max_threads();
@@ -394,9 +409,10 @@ OPS_CLONES static void softmax_bwd_rows(float *dP, const float *P, int S) {
     }
 }
 
-static void cpu_attention_fwd(float *out, float *probs, const float *qkv, const float *mask,
-                              const ops_dropout *drop, int B, int S, int NH, int HD, float scale,
-                              int layout) {
+static void cpu_attention_fwd(const ops *self, float *out, float *probs, const float *qkv,
+                              const float *mask, const ops_dropout *drop, int B, int S, int NH,
+                              int HD, float scale, int layout) {
+    (void)self;
     int H = NH * HD, nt = omp_get_max_threads();
     int dodrop = drop && drop->p > 0.0f;
     if (dodrop) scratch_reserve(nt, (size_t)S * S);
@@ -420,9 +436,10 @@ static void cpu_attention_fwd(float *out, float *probs, const float *qkv, const 
         }
 }
 
-static void cpu_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *probs,
-                              const ops_dropout *drop, int B, int S, int NH, int HD, float scale,
-                              int layout) {
+static void cpu_attention_bwd(const ops *self, float *dqkv, const float *dout, const float *qkv,
+                              const float *probs, const ops_dropout *drop, int B, int S, int NH,
+                              int HD, float scale, int layout) {
+    (void)self;
     int H = NH * HD, nt = omp_get_max_threads();
     int dodrop = drop && drop->p > 0.0f;
     scratch_reserve(nt, 2 * (size_t)S * S);
@@ -479,14 +496,17 @@ OPS_CLONES static void gelu_bwd_row(float *dx, const float *d, const float *x, s
         dx[j] = d[j] * ops_gelu_grad(x[j]);
 }
 
-static void cpu_gelu_glu_fwd(float *out, const float *inp, int N, int I) {
+static void cpu_gelu_glu_fwd(const ops *self, float *out, const float *inp, int N, int I) {
+    (void)self;
     int I2 = I / 2;
 #pragma omp parallel for
     for (int i = 0; i < N; i++)
         glu_fwd_row(out + (size_t)i * I2, inp + (size_t)i * I, inp + (size_t)i * I + I2, I2);
 }
 
-static void cpu_gelu_glu_bwd(float *dinp, const float *dout, const float *inp, int N, int I) {
+static void cpu_gelu_glu_bwd(const ops *self, float *dinp, const float *dout, const float *inp,
+                             int N, int I) {
+    (void)self;
     int I2 = I / 2;
 #pragma omp parallel for
     for (int i = 0; i < N; i++)
@@ -495,7 +515,8 @@ static void cpu_gelu_glu_bwd(float *dinp, const float *dout, const float *inp, i
 }
 
 #define EW_BLOCK 4096
-static void cpu_gelu_fwd(float *out, const float *inp, size_t n) {
+static void cpu_gelu_fwd(const ops *self, float *out, const float *inp, size_t n) {
+    (void)self;
     size_t nb = (n + EW_BLOCK - 1) / EW_BLOCK;
 #pragma omp parallel for
     for (size_t k = 0; k < nb; k++) {
@@ -503,7 +524,9 @@ static void cpu_gelu_fwd(float *out, const float *inp, size_t n) {
         gelu_fwd_row(out + i0, inp + i0, n - i0 < EW_BLOCK ? n - i0 : EW_BLOCK);
     }
 }
-static void cpu_gelu_bwd(float *dinp, const float *dout, const float *inp, size_t n) {
+static void cpu_gelu_bwd(const ops *self, float *dinp, const float *dout, const float *inp,
+                         size_t n) {
+    (void)self;
     size_t nb = (n + EW_BLOCK - 1) / EW_BLOCK;
 #pragma omp parallel for
     for (size_t k = 0; k < nb; k++) {
@@ -511,18 +534,23 @@ static void cpu_gelu_bwd(float *dinp, const float *dout, const float *inp, size_
         gelu_bwd_row(dinp + i0, dout + i0, inp + i0, n - i0 < EW_BLOCK ? n - i0 : EW_BLOCK);
     }
 }
-static void cpu_tanh_fwd(float *out, const float *inp, size_t n) {
+static void cpu_tanh_fwd(const ops *self, float *out, const float *inp, size_t n) {
+    (void)self;
 #pragma omp parallel for
     for (size_t i = 0; i < n; i++)
         out[i] = tanhf(inp[i]);
 }
-static void cpu_tanh_bwd(float *dinp, const float *dout, const float *out, size_t n) {
+static void cpu_tanh_bwd(const ops *self, float *dinp, const float *dout, const float *out,
+                         size_t n) {
+    (void)self;
 #pragma omp parallel for
     for (size_t i = 0; i < n; i++)
         dinp[i] = dout[i] * (1.0f - out[i] * out[i]);
 }
 
-static void cpu_dropout_fwd(float *out, const float *inp, const ops_dropout *drop, size_t n) {
+static void cpu_dropout_fwd(const ops *self, float *out, const float *inp, const ops_dropout *drop,
+                            size_t n) {
+    (void)self;
     const size_t blk = 4096;
     size_t nb = (n + blk - 1) / blk;
 #pragma omp parallel for
@@ -532,7 +560,8 @@ static void cpu_dropout_fwd(float *out, const float *inp, const ops_dropout *dro
     }
 }
 
-static void cpu_add(float *out, const float *a, const float *b, size_t n) {
+static void cpu_add(const ops *self, float *out, const float *a, const float *b, size_t n) {
+    (void)self;
     size_t nb = (n + EW_BLOCK - 1) / EW_BLOCK;
 #pragma omp parallel for
     for (size_t k = 0; k < nb; k++) {
@@ -542,12 +571,16 @@ static void cpu_add(float *out, const float *a, const float *b, size_t n) {
 }
 
 /* ---- rows ------------------------------------------------------------------------------------ */
-static void cpu_gather_rows(float *out, const float *inp, const int32_t *idx, int n, int H) {
+static void cpu_gather_rows(const ops *self, float *out, const float *inp, const int32_t *idx,
+                            int n, int H) {
+    (void)self;
 #pragma omp parallel for
     for (int i = 0; i < n; i++)
         memcpy(out + (size_t)i * H, inp + (size_t)idx[i] * H, (size_t)H * sizeof(float));
 }
-static void cpu_scatter_rows_add(float *dinp, const float *dout, const int32_t *idx, int n, int H) {
+static void cpu_scatter_rows_add(const ops *self, float *dinp, const float *dout,
+                                 const int32_t *idx, int n, int H) {
+    (void)self;
 #pragma omp parallel for
     for (int i = 0; i < n; i++) {
         float *d = dinp + (size_t)idx[i] * H;
@@ -556,7 +589,9 @@ static void cpu_scatter_rows_add(float *dinp, const float *dout, const int32_t *
             d[h] += g[h];
     }
 }
-static void cpu_pool_fwd(float *out, const float *inp, int mode, int B, int S, int H) {
+static void cpu_pool_fwd(const ops *self, float *out, const float *inp, int mode, int B, int S,
+                         int H) {
+    (void)self;
 #pragma omp parallel for
     for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * H;
@@ -573,7 +608,9 @@ static void cpu_pool_fwd(float *out, const float *inp, int mode, int B, int S, i
         }
     }
 }
-static void cpu_pool_bwd(float *dinp, const float *dout, int mode, int B, int S, int H) {
+static void cpu_pool_bwd(const ops *self, float *dinp, const float *dout, int mode, int B, int S,
+                         int H) {
+    (void)self;
 #pragma omp parallel for
     for (int b = 0; b < B; b++) {
         const float *d = dout + (size_t)b * H;
@@ -620,8 +657,9 @@ OPS_CLONES static float xent_row(float *d, const float *x, int y, int V, float g
     return mx + (float)log(sum) - xy;
 }
 
-static void cpu_xent_fwd_bwd(float *losses, float *dlogits, const float *logits,
+static void cpu_xent_fwd_bwd(const ops *self, float *losses, float *dlogits, const float *logits,
                              const int32_t *labels, int N, int V, float grad_scale) {
+    (void)self;
 #pragma omp parallel for
     for (int i = 0; i < N; i++) {
         const float *x = logits + (size_t)i * V;
@@ -654,9 +692,10 @@ OPS_CLONES static void adamw_block(float *p, const float *g, float *m, float *v,
     }
 }
 
-static void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-                      float beta2, float eps, float weight_decay, float grad_scale, int64_t t,
-                      int coupled) {
+static void cpu_adamw(const ops *self, float *p, float *pa, const float *g, float *m, float *v,
+                      size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                      float grad_scale, int64_t t, int coupled) {
+    (void)self;
     /* PyTorch's single-tensor AdamW (or Adam with L2 added to the gradient when coupled),
      * operation by operation, so fp32 results agree */
     double bc1 = 1.0 - pow(beta1, (double)t), bc2 = 1.0 - pow(beta2, (double)t);
@@ -670,6 +709,7 @@ static void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, fl
         adamw_block(p + i0, g + i0, m + i0, v + i0, n - i0 < EW_BLOCK ? n - i0 : EW_BLOCK, beta1,
                     beta2, eps, weight_decay, grad_scale, coupled, decay, step_size, bc2_sqrt);
     }
+    if (pa && pa != p) memcpy(pa, p, n * sizeof(float));
 }
 
 /* Reductions in a fixed order (256 chunks, each summed in order, chunks added in order), so
@@ -691,26 +731,82 @@ static double reduce(const float *x, size_t n, int square) {
         s += part[c];
     return s;
 }
-static double cpu_sumsq(const float *x, size_t n) {
+static double cpu_sumsq(const ops *self, const float *x, size_t n) {
+    (void)self;
     return reduce(x, n, 1);
 }
-static double cpu_sum(const float *x, size_t n) {
+static double cpu_sum(const ops *self, const float *x, size_t n) {
+    (void)self;
     return reduce(x, n, 0);
 }
-static void cpu_scale(float *x, float s, size_t n) {
+static void cpu_scale(const ops *self, float *x, float s, size_t n) {
+    (void)self;
 #pragma omp parallel for
     for (size_t i = 0; i < n; i++)
         x[i] *= s;
 }
-static void cpu_fill(float *x, float value, size_t n) {
+static void cpu_fill(const ops *self, float *x, float value, size_t n) {
+    (void)self;
 #pragma omp parallel for
     for (size_t i = 0; i < n; i++)
         x[i] = value;
 }
 
-static const ops cpu_ops = {
+static void cpu_accumulate(const ops *self, double *acc, const float *x, size_t n) {
+    (void)self;
+    *acc += reduce(x, n, 0);
+}
+
+/* ---- losses and metrics that stay on the backend --------------------------------------------- */
+static void cpu_mse_fwd_bwd(const ops *self, float *losses, float *dpred, const float *pred,
+                            const float *targets, int N) {
+    (void)self;
+    for (int i = 0; i < N; i++) {
+        float diff = pred[i] - targets[i];
+        losses[i] = diff * diff;
+        dpred[i] = 2.0f * diff / (float)N;
+    }
+}
+
+static void cpu_count_correct(const ops *self, float *hit, const float *logits,
+                              const int32_t *labels, int N, int V) {
+    (void)self;
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float *row = logits + (size_t)i * V;
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (row[v] > row[best]) best = v;
+        hit[i] = labels[i] != -100 && best == labels[i] ? 1.0f : 0.0f;
+    }
+}
+
+/* ---- activations are fp32 here: conversions are copies ------------------------------------- */
+static void cpu_upload_act(const ops *self, float *dst, const float *src, size_t n) {
+    (void)self;
+    if (n) memcpy(dst, src, n * sizeof(float));
+}
+static size_t cpu_attn_state_bytes(const ops *self, int B, int S, int NH, int HD) {
+    (void)self, (void)HD;
+    return (size_t)B * NH * S * S * sizeof(float); /* the softmax probabilities */
+}
+static void cpu_refresh_weights(const ops *self, float *wa, const float *w, size_t n) {
+    (void)self;
+    if (wa != w && n) memcpy(wa, w, n * sizeof(float));
+}
+
+static ops cpu_ops = {
     .name = "cpu",
+    .precision = "fp32",
     .act_bytes = 4,
+    .upload_act = cpu_upload_act,
+    .download_act = cpu_upload_act,
+    .attn_state_bytes = cpu_attn_state_bytes,
+    .refresh_weights = cpu_refresh_weights,
+    .mse_fwd_bwd = cpu_mse_fwd_bwd,
+    .count_correct = cpu_count_correct,
+    .accumulate = cpu_accumulate,
+    .sum_act = cpu_sum,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_copy,
@@ -749,5 +845,7 @@ static const ops cpu_ops = {
 
 const ops *ops_cpu(void) {
     ops_cpu_blas_init();
+    if (!cpu_ops.desc[0])
+        snprintf(cpu_ops.desc, sizeof cpu_ops.desc, "cpu (fp32), BLAS: %s", ops_cpu_blas_info());
     return &cpu_ops;
 }

@@ -1,0 +1,108 @@
+/* impl.* -> a backend table (backend.h). */
+#include "ops/backend.h"
+
+#include "core/core.h"
+#include "cuda/gpu.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *cfg_s(const cfg_node *cfg, const char *path, const char *def) {
+    return cfg ? cfg_str_or(cfg, path, def) : def;
+}
+
+/* Why no CUDA backend can run here, or NULL when one can. */
+static const char *cuda_unusable(char *buf, size_t len) {
+    if (!gpu_compiled())
+        return "this cram was built without CUDA (nvcc was not found at build time)";
+    gpu_info gi;
+    char err[256];
+    if (gpu_query(&gi, err, sizeof err)) {
+        snprintf(buf, len, "the CUDA runtime failed: %.200s", err);
+        return buf;
+    }
+    if (gi.count == 0)
+        return "no CUDA GPU is visible (no driver, or CUDA_VISIBLE_DEVICES hides them)";
+    snprintf(
+        buf, len,
+        "a GPU is present (%.100s) but this version has no CUDA kernels for the model yet; the "
+        "CPU backends run the model",
+        gi.name);
+    return buf;
+}
+
+int backend_choose(backend_choice *c, const cfg_node *cfg, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    const char *dev = cfg_s(cfg, "impl.device", "auto");
+    const char *prec = cfg_s(cfg, "impl.precision", "auto");
+    bool mixed = cfg ? cfg_bool_or(cfg, "impl.mixed_precision", false) : false;
+    if (strcmp(dev, "auto") && strcmp(dev, "cpu") && strcmp(dev, "cuda"))
+        return core_errorf(err, errlen, "impl.device=%s: expected auto, cpu or cuda", dev), 2;
+    if (strcmp(prec, "auto") && strcmp(prec, "fp32") && strcmp(prec, "bf16"))
+        return core_errorf(err, errlen, "impl.precision=%s: expected auto, fp32 or bf16", prec), 2;
+    char buf[256];
+    const char *no_cuda = strcmp(dev, "cpu") ? cuda_unusable(buf, sizeof buf) : NULL;
+    if (strcmp(dev, "cuda") == 0) {
+        if (no_cuda) return core_errorf(err, errlen, "impl.device=cuda: %s", no_cuda), 2;
+        c->device = BACKEND_CUDA;
+        snprintf(c->why, sizeof c->why, "impl.device=cuda");
+    } else if (strcmp(dev, "auto") == 0) {
+        c->device = no_cuda ? BACKEND_CPU : BACKEND_CUDA;
+        snprintf(c->why, sizeof c->why, "impl.device=auto: %.200s",
+                 no_cuda ? no_cuda : "a usable GPU");
+    } else {
+        c->device = BACKEND_CPU;
+        snprintf(c->why, sizeof c->why, "impl.device=cpu");
+    }
+    if (strcmp(prec, "auto") == 0)
+        c->bf16 = c->device == BACKEND_CUDA && mixed;
+    else
+        c->bf16 = strcmp(prec, "bf16") == 0;
+    int cores = omp_get_num_procs();
+    int64_t want = cfg ? cfg_int_or(cfg, "impl.threads", 0) : 0;
+    c->threads = want > 0 && want < cores ? (int)want : cores;
+    return 0;
+}
+
+const ops *backend_open(const backend_choice *c, int gpu, char *err, size_t errlen) {
+    (void)gpu;
+    if (c->device == BACKEND_CUDA) {
+        char buf[256];
+        const char *why = cuda_unusable(buf, sizeof buf);
+        core_errorf(err, errlen, "cannot open the CUDA backend: %s", why ? why : "unknown");
+        return NULL;
+    }
+    omp_set_num_threads(c->threads);
+    /* an opened table is a copy of the row with its own context and description */
+    ops *o = xmalloc(sizeof *o);
+    *o = *(c->bf16 ? ops_cpu_bf16() : ops_cpu());
+    o->ctx = NULL;
+    snprintf(o->desc, sizeof o->desc,
+             "%s, %s activations and weights, %d thread(s), BLAS %.150s [%.250s]", o->name,
+             o->precision, c->threads, ops_cpu_blas_info(), c->why);
+    return o;
+}
+
+void backend_close(const ops *o) {
+    free((void *)o);
+}
+
+const ops *backend_from_cfg(const cfg_node *cfg, char *err, size_t errlen) {
+    backend_choice c;
+    if (backend_choose(&c, cfg, err, errlen)) return NULL;
+    return backend_open(&c, 0, err, errlen);
+}
+
+const ops *backend_row(int k, char *skip_reason, size_t len) {
+    if (skip_reason && len) skip_reason[0] = '\0';
+    if (k == 0) return ops_cpu();
+    if (k == 1) return ops_cpu_bf16();
+    if (k == 2 && skip_reason && len) {
+        char buf[256];
+        const char *why = cuda_unusable(buf, sizeof buf);
+        snprintf(skip_reason, len, "cuda row skipped: %s", why ? why : "not available");
+    }
+    return NULL;
+}
