@@ -2,7 +2,8 @@
  * real-text corpus (tests/fixtures/tok/corpus.txt.zst, 1 MB: KJV, fortunes, ...): the dryrun, the
  * run outputs, the loss falling, and exact resume (straight run vs. stopped by a signal between
  * two updates and resumed, and vs. resumed from a periodic state): the logged losses and the
- * final weights must agree bit for bit. Everything is written under a fresh mkdtemp folder,
+ * final weights must agree bit for bit, on every backend row (fp32 and bf16 CPU, CUDA when a GPU
+ * is usable). Everything is written under a fresh mkdtemp folder,
  * which is also the working directory (the summary table goes to ./tables). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include "config/config.h"
 #include "core/core.h"
+#include "ops/backend.h"
 #include "train/train.h"
 
 #include <ftw.h>
@@ -28,6 +30,41 @@ static char corpus[CORE_PATH_MAX + 64];
 static char launch_dir[CORE_PATH_MAX];
 
 #define MAXSTEPS 256
+
+/* The backend rows the loop tests run on: fp32 CPU, the bf16-emulating CPU backend and CUDA
+ * when a GPU is usable. run() adds the row's impl overrides and suffixes run names with it. */
+static const char *const row_args[3][2] = {{"impl.precision=fp32", "impl.device=cpu"},
+                                           {"impl.precision=bf16", "impl.device=cpu"},
+                                           {"impl.precision=bf16", "impl.device=cuda"}};
+static const char *const row_suffix[3] = {"", "-bf16", "-cuda"};
+static int g_row;
+
+static bool row_ok(int k) {
+    char why[256];
+    const ops *o = backend_row(k, why, sizeof why);
+    if (!o && why[0]) printf("%s\n", why);
+    if (o) printf("# backend row %s\n", o->name);
+    return o != NULL;
+}
+#define FOR_EACH_ROW                                                                               \
+    for (g_row = 0; g_row < 3; g_row++)                                                            \
+        if (row_ok(g_row))
+
+/* name with the row's suffix (a few live at once: a ring of buffers) */
+static const char *rn(const char *name) {
+    static char buf[8][160];
+    static int k;
+    char *b = buf[k++ % 8];
+    snprintf(b, sizeof buf[0], "%s%s", name, row_suffix[g_row]);
+    return b;
+}
+static const char *rpath(const char *fmt, const char *name) {
+    static char buf[8][CORE_PATH_MAX];
+    static int k;
+    char *b = buf[k++ % 8];
+    snprintf(b, sizeof buf[0], fmt, rn(name));
+    return b;
+}
 
 typedef struct {
     double loss[MAXSTEPS + 1];
@@ -53,7 +90,7 @@ static int run(const char *name, recorder *rec, train_result *res, ...) {
     int n = 0;
     static char a_path[CORE_PATH_MAX + 128], a_name[128];
     snprintf(a_path, sizeof a_path, "data.sources.kjv.path=%s", corpus);
-    snprintf(a_name, sizeof a_name, "name=%s", name);
+    snprintf(a_name, sizeof a_name, "name=%s", rn(name));
     const char *fixed[] = {a_name,
                            "data=kjv",
                            "data.vocab_size=2000",
@@ -74,6 +111,8 @@ static int run(const char *name, recorder *rec, train_result *res, ...) {
                            "seed=1234"};
     for (size_t k = 0; k < sizeof fixed / sizeof *fixed; k++)
         args[n++] = (char *)fixed[k];
+    args[n++] = (char *)row_args[g_row][0];
+    args[n++] = (char *)row_args[g_row][1];
     va_list ap;
     va_start(ap, res);
     const char *a;
@@ -122,8 +161,7 @@ static void test_dryrun(void **state) {
 }
 
 /* The loss of the tiny model falls on real text: 120 updates of 8 rows, lr 4e-3 x 0.25. */
-static void test_loss_falls(void **state) {
-    (void)state;
+static void loss_falls(void) {
     recorder *rec = calloc(1, sizeof *rec);
     train_result res;
     assert_int_equal(run("falls", rec, &res, "train.steps=120", "train.optim.lr=4e-3",
@@ -147,6 +185,12 @@ static void test_loss_falls(void **state) {
     free(rec);
 }
 
+static void test_loss_falls(void **state) {
+    (void)state;
+    FOR_EACH_ROW loss_falls();
+    g_row = 0;
+}
+
 /* Accumulation over 2 microbatches, dropout on, a step schedule with warmup: every piece of
  * state a resume must restore is exercised. */
 #define RESUME_ARGS                                                                                \
@@ -167,8 +211,7 @@ static void check_same(const recorder *a, const recorder *b, int from, int to,
     assert_true(memcmp(&ra->val_loss, &rb->val_loss, sizeof(double)) == 0);
 }
 
-static void test_resume_after_signal(void **state) {
-    (void)state;
+static void resume_after_signal(void) {
     recorder *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
     train_result ra, rb;
     assert_int_equal(run("straight", a, &ra, RESUME_ARGS, NULL), 0);
@@ -181,8 +224,8 @@ static void test_resume_after_signal(void **state) {
     assert_int_equal(rb.stop, TRAIN_STOP_SIGNAL);
     assert_int_equal(rb.step, 5);
     assert_string_equal(rb.checkpoint_dir, "");
-    assert_true(exists("outputs/preempted", "intermediate_state.bin"));
-    assert_true(exists("outputs/preempted", "intermediate_state.bin.grads-5"));
+    assert_true(exists(rpath("outputs/%s", "preempted"), "intermediate_state.bin"));
+    assert_true(exists(rpath("outputs/%s", "preempted"), "intermediate_state.bin.grads-5"));
     b->raise_at = 0;
     assert_int_equal(
         run("preempted", b, &rb, RESUME_ARGS, "impl.resume_run_after_preempt=True", NULL), 0);
@@ -194,13 +237,19 @@ static void test_resume_after_signal(void **state) {
     free(a), free(b);
 }
 
-static void test_resume_from_periodic_state(void **state) {
+static void test_resume_after_signal(void **state) {
     (void)state;
+    FOR_EACH_ROW resume_after_signal();
+    g_row = 0;
+}
+
+static void resume_from_periodic_state(void) {
     recorder *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
     train_result ra, rb;
     assert_int_equal(run("straight2", a, &ra, RESUME_ARGS, NULL), 0);
     /* states every 4 steps; keep the one of step 8 as if the process had died at step 10 */
-    snprintf(b->state, sizeof b->state, "outputs/periodic/intermediate_state.bin");
+    snprintf(b->state, sizeof b->state, "%s",
+             rpath("outputs/%s/intermediate_state.bin", "periodic"));
     snprintf(b->backup, sizeof b->backup, "%s.kept", b->state);
     b->copy_state_at = 10;
     assert_int_equal(run("periodic", b, &rb, RESUME_ARGS, "impl.save_intermediate_checkpoints=True",
@@ -216,6 +265,12 @@ static void test_resume_from_periodic_state(void **state) {
         assert_true(b->loss[k] == 0.0); /* steps 1..8 were not run again */
     check_same(a, b, 9, 14, &ra, &rb);
     free(a), free(b);
+}
+
+static void test_resume_from_periodic_state(void **state) {
+    (void)state;
+    FOR_EACH_ROW resume_from_periodic_state();
+    g_row = 0;
 }
 
 /* A corrupt state is moved aside and the run starts fresh; another model is refused. */
