@@ -19,7 +19,7 @@
 #include <math.h>
 
 #include "core/core.h"
-#include "cuda/gpu.h"
+#include "ops/cuda/gpu.h"
 #include "dist/dist.h"
 
 #ifdef CRAM_HAVE_CUDA

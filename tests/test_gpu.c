@@ -12,7 +12,7 @@
 #include <math.h>
 
 #include "core/rng.h"
-#include "cuda/gpu.h"
+#include "ops/cuda/gpu.h"
 
 static void test_query(void **state) {
     (void)state;

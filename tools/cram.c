@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "cuda/gpu.h"
+#include "ops/cuda/gpu.h"
 #include "data/data.h"
 #include "tok/tok.h"
 #include "eval/eval.h"

@@ -2,7 +2,7 @@
 #include "ops/backend.h"
 
 #include "core/core.h"
-#include "cuda/gpu.h"
+#include "ops/cuda/gpu.h"
 
 #include <omp.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 // The GPU entry points of a build without CUDA: they say so instead of failing to link.
-#include "cuda/gpu.h"
+#include "ops/cuda/gpu.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 #include <string.h>
 
 extern "C" {
-#include "cuda/gpu.h"
+#include "ops/cuda/gpu.h"
 }
 
 #define CUDA_TRY(call)                                                                             \
