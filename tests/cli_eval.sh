@@ -22,6 +22,7 @@ has full "Validation metric is matthews_correlation: "
 has full "Validation metric is pearson: .* spearmanr: "
 has full "after epoch 1."
 has full "Overall average metric on evaluation GLUE is"
+has full "Backend: cpu, fp32 activations and weights"
 m=$(ls "$tmp"/outputs/tiny/downstream/*/*/metrics_tiny.yaml 2>/dev/null | head -1)
 [ -n "$m" ] && grep -q "^rte_accuracy: " "$m" && grep -q "^GLUE_amean: " "$m" && grep -q "^stsb_spearmanr: " "$m" ||
     fail "metrics_tiny.yaml missing or incomplete"
@@ -87,4 +88,10 @@ if [ -x "$PY" ] && "$PY" -c "import torch, safetensors" 2>/dev/null; then
     "$PY" scripts/crammed_bert_torch.py "$tmp/exported_cr" "$tmp/logits_cr.safetensors" || fail "crammed export round trip"
 fi
 
+# the same fine-tuning on the bf16-emulating row, and a device that cannot run here
+run bf16 0 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=stsb name=tinybf impl.precision=bf16
+has bf16 "Backend: cpu-bf16"
+has bf16 "Validation metric is pearson: "
+run cuda 2 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=rte name=tinycuda impl.device=cuda
+has cuda "impl.device=cuda: "
 finish

@@ -20,7 +20,16 @@ has help "resume_run_after_preempt"
 run mbs 2 pretrain "${ARGS[@]}" name=mbs impl.microbatch_size=32 train.batch_size=16
 has mbs "MBS is 32, but BS is only 16."
 run cuda 2 pretrain "${ARGS[@]}" name=cuda impl.device=cuda
-has cuda "impl.device=cuda"
+has cuda "impl.device=cuda: " # with the reason no CUDA backend can run here
+run prec 2 pretrain "${ARGS[@]}" name=prec impl.precision=fp8
+has prec "impl.precision=fp8: expected auto, fp32 or bf16"
+# the backend is chosen in one place and the log says which and why
+run auto 0 pretrain "${ARGS[@]}" name=auto impl.device=auto dryrun=True
+has auto "Backend: cpu, fp32 activations and weights, 1 thread(s)"
+has auto "impl.device=auto: "
+run bf16 0 pretrain "${ARGS[@]}" name=bf16 impl.precision=bf16 dryrun=True
+has bf16 "Backend: cpu-bf16, bf16 activations and weights"
+has bf16 "Validation MLM loss"
 run badkey 2 pretrain "${ARGS[@]}" train.optim.lrr=1
 has badkey "lrr"
 

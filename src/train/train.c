@@ -69,8 +69,9 @@ static double peak_gflops(const ops *o, char *how, size_t howlen) {
         return atof(env);
     }
     int N = 1024, C = 768, OC = 2304;
-    float *a = o->alloc(o, (size_t)N * C * 4), *w = o->alloc(o, (size_t)OC * C * 4),
-          *out = o->alloc(o, (size_t)N * OC * 4);
+    size_t ab = (size_t)o->act_bytes; /* activations and working weights */
+    float *a = o->alloc(o, (size_t)N * C * ab), *w = o->alloc(o, (size_t)OC * C * ab),
+          *out = o->alloc(o, (size_t)N * OC * ab);
     o->fill(o, a, 0.01f, (size_t)N * C);
     o->fill(o, w, 0.02f, (size_t)OC * C);
     double best = 0;
@@ -83,8 +84,8 @@ static double peak_gflops(const ops *o, char *how, size_t howlen) {
     }
     o->free(o, a), o->free(o, w), o->free(o, out);
     snprintf(how, howlen,
-             "measured now: best fp32 matmul %dx%dx%d of 3, set CRAM_PEAK_GFLOPS to fix it", N, C,
-             OC);
+             "measured now: best %s matmul %dx%dx%d of 3, set CRAM_PEAK_GFLOPS to fix it",
+             o->precision, N, C, OC);
     return best;
 }
 
