@@ -366,6 +366,28 @@ static void test_sanity_check_model(void **state) {
         for (int h = 0; h < 16; h++)
             assert_true(g[h] == 0.0f); /* pad row */
         free(g);
+        /* the transform's gradient: its backward overwrites the embedding output in place
+         * (dinp aliases inp), which must not corrupt dw; checked against finite differences */
+        size_t n = m.params[m.san_w].numel;
+        float *w = malloc(n * sizeof(float)), *gw = malloc(n * sizeof(float));
+        bert_param_get(&m, m.san_w, w);
+        bert_grad_get(&m, m.san_w, gw);
+        for (size_t j = 0; j < n; j += 37) {
+            float v = w[j], eps = 1e-2f;
+            w[j] = v + eps;
+            bert_param_set(&m, m.san_w, w);
+            double lp = bert_forward(&m, ids, NULL, NULL, NULL, 2, 6, true, 1, 1);
+            w[j] = v - eps;
+            bert_param_set(&m, m.san_w, w);
+            double lm = bert_forward(&m, ids, NULL, NULL, NULL, 2, 6, true, 1, 1);
+            w[j] = v;
+            bert_param_set(&m, m.san_w, w);
+            double fd = (lp - lm) / (2.0 * eps), tol = o->act_bytes == 4 ? 1e-3 : 5e-2;
+            if (fabs(fd - gw[j]) > tol * fabs(fd) + 1e-5)
+                fail_msg("%s: transform.weight[%zu]: analytic %.6g, finite difference %.6g",
+                         o->name, j, (double)gw[j], fd);
+        }
+        free(w), free(gw);
         bert_free(&m);
     }
 }

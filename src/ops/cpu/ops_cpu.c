@@ -83,8 +83,7 @@ static void cpu_matmul_fwd(const ops *self, float *out, const float *inp, const 
 static void cpu_matmul_bwd(const ops *self, float *dinp, float *dw, float *dbias, const float *dout,
                            const float *inp, const float *w, int N, int C, int OC, int accum_dinp) {
     (void)self;
-    if (dinp)
-        ops_cpu_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, accum_dinp ? 1.0f : 0.0f, dinp, C);
+    /* dw and dbias first: dinp may alias inp (ops.h), and dw reads inp */
     if (dw) ops_cpu_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (dbias) {
 #pragma omp parallel for
@@ -95,6 +94,8 @@ static void cpu_matmul_bwd(const ops *self, float *dinp, float *dw, float *dbias
             dbias[j] += s;
         }
     }
+    if (dinp)
+        ops_cpu_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, accum_dinp ? 1.0f : 0.0f, dinp, C);
 }
 
 /* ---- embedding ----------------------------------------------------------------------------- */
