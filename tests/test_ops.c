@@ -551,8 +551,7 @@ static void test_adamw_and_reductions(void **state) {
             for (int i = 0; i < n; i++)
                 g[i] = core_rng_normal(&r);
             o->upload(o, dg, g, sizeof g);
-            o->adamw(o, dp, dpa, dg, dm, dv, n, (float)lr, (float)b1, (float)b2, (float)eps,
-                     (float)wd, (float)gs, t, coupled);
+            o->adamw(o, dp, dpa, dg, dm, dv, n, lr, b1, b2, eps, wd, (float)gs, t, coupled);
             for (int i = 0; i < n; i++) {
                 double gi = g[i] * gs;
                 if (coupled)
@@ -1315,10 +1314,10 @@ static void bf16_optimizer(void) {
         twin pa = tw(NULL, n, KA);
         for (int t = 1; t <= 3; t++) {
             twin g = tw_rand(n, KF, 1.0f);
-            RW[0]->adamw(RW[0], p.d[0], NULL, g.d[0], m.d[0], v.d[0], n, 1e-3f, 0.9f, 0.98f, 1e-6f,
-                         0.01f, 0.7f, t, coupled);
-            RW[1]->adamw(RW[1], p.d[1], pa.d[1], g.d[1], m.d[1], v.d[1], n, 1e-3f, 0.9f, 0.98f,
-                         1e-6f, 0.01f, 0.7f, t, coupled);
+            RW[0]->adamw(RW[0], p.d[0], NULL, g.d[0], m.d[0], v.d[0], n, 1e-3, 0.9, 0.98, 1e-6,
+                         0.01, 0.7f, t, coupled);
+            RW[1]->adamw(RW[1], p.d[1], pa.d[1], g.d[1], m.d[1], v.d[1], n, 1e-3, 0.9, 0.98, 1e-6,
+                         0.01, 0.7f, t, coupled);
             tw_free(&g);
         }
         expect("adamw p", &p, T_EXACT, 0);

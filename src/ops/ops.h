@@ -188,11 +188,13 @@ struct ops {
 
     /* ---- whole-buffer ops (optimizer) ---- */
     /* PyTorch AdamW on n contiguous elements; g is multiplied by grad_scale first (clipping and
-     * loss scaling fold in there); t >= 1 counts updates. coupled: torch.optim.Adam with L2
+     * loss scaling fold in there); t >= 1 counts updates. The scalars come in double, as Python
+     * floats reach torch: 1 - beta, lr / (1 - beta1^t) and 1 - lr * wd are formed in double and
+     * rounded to fp32 once. coupled: torch.optim.Adam with L2
      * weight decay added to the gradient instead (bert-original). pa: the working copy (A) of
      * the same n weights, rewritten from the new p; NULL when the backend computes from p. */
     void (*adamw)(const ops *o, float *p, float *pa, const float *g, float *m, float *v, size_t n,
-                  float lr, float beta1, float beta2, float eps, float weight_decay,
+                  double lr, double beta1, double beta2, double eps, double weight_decay,
                   float grad_scale, int64_t t, int coupled);
     /* Reductions of F buffers to the host, fp64 accumulation in a fixed order: the same value
      * for any thread count, so runs and resumes are bit-reproducible. sum_act reads A. */

@@ -21,9 +21,8 @@ void adamw_spans(const ops *o, float *p, float *pa, const float *g, float *m, fl
         const adamw_span *sp = &spans[s];
         size_t off = sp->offset;
         o->adamw(o, p + off, pa ? (float *)((char *)pa + off * (size_t)o->act_bytes) : NULL,
-                 g + off, m + off, v + off, sp->count, (float)lr, (float)hp->beta1,
-                 (float)hp->beta2, (float)hp->eps, sp->decay ? (float)hp->weight_decay : 0.0f,
-                 grad_scale, t, hp->coupled);
+                 g + off, m + off, v + off, sp->count, lr, hp->beta1, hp->beta2, hp->eps,
+                 sp->decay ? hp->weight_decay : 0.0, grad_scale, t, hp->coupled);
     }
 }
 

@@ -677,38 +677,43 @@ static void cpu_xent_fwd_bwd(const ops *self, float *losses, float *dlogits, con
 }
 
 /* ---- optimizer / whole buffer ---------------------------------------------------------------- */
-OPS_CLONES static void adamw_block(float *p, const float *g, float *m, float *v, size_t n,
-                                   float beta1, float beta2, float eps, float weight_decay,
-                                   float grad_scale, int coupled, float decay, float step_size,
-                                   float bc2_sqrt) {
+/* One block of PyTorch's single-tensor update, in torch's operation order (see cpu_adamw). */
+OPS_CLONES static void adamw_block(float *p, const float *g, float *m, float *v, size_t n, float b1,
+                                   float omb1, float b2, float omb2, float eps, float l2,
+                                   float decay, float neg_step, float bc2_sqrt, float grad_scale,
+                                   int coupled) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
+        float pi = p[i] * decay; /* AdamW: param.mul_(1 - lr * wd) (1 when coupled) */
         float gi = g[i] * grad_scale;
-        if (coupled) gi += weight_decay * p[i];
-        p[i] *= decay;
-        m[i] = m[i] * beta1 + gi * (1.0f - beta1);
-        v[i] = v[i] * beta2 + gi * gi * (1.0f - beta2);
-        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        p[i] -= step_size * (m[i] / denom);
+        if (coupled) gi = gi + l2 * pi; /* Adam: grad.add(param, alpha=wd) */
+        float mi = m[i] * b1 + omb1 * gi;
+        float vi = v[i] * b2 + omb2 * gi * gi;
+        p[i] = pi + neg_step * mi / (sqrtf(vi) / bc2_sqrt + eps);
+        m[i] = mi;
+        v[i] = vi;
     }
 }
 
 static void cpu_adamw(const ops *self, float *p, float *pa, const float *g, float *m, float *v,
-                      size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
-                      float grad_scale, int64_t t, int coupled) {
+                      size_t n, double lr, double beta1, double beta2, double eps,
+                      double weight_decay, float grad_scale, int64_t t, int coupled) {
     (void)self;
     /* PyTorch's single-tensor AdamW (or Adam with L2 added to the gradient when coupled),
-     * operation by operation, so fp32 results agree */
+     * operation by operation: the scalars are Python floats there, formed in double and rounded
+     * to fp32 where they meet the tensors, so fp32 results agree to the last bits */
     double bc1 = 1.0 - pow(beta1, (double)t), bc2 = 1.0 - pow(beta2, (double)t);
-    float step_size = (float)(lr / bc1);
-    float bc2_sqrt = (float)sqrt(bc2);
-    float decay = coupled ? 1.0f : (float)(1.0 - (double)lr * weight_decay);
+    float neg_step = (float)(-(lr / bc1)), bc2_sqrt = (float)sqrt(bc2);
+    float decay = coupled ? 1.0f : (float)(1.0 - lr * weight_decay);
+    float b1 = (float)beta1, omb1 = (float)(1.0 - beta1);
+    float b2 = (float)beta2, omb2 = (float)(1.0 - beta2);
     size_t nb = (n + EW_BLOCK - 1) / EW_BLOCK;
 #pragma omp parallel for
     for (size_t k = 0; k < nb; k++) {
         size_t i0 = k * EW_BLOCK;
-        adamw_block(p + i0, g + i0, m + i0, v + i0, n - i0 < EW_BLOCK ? n - i0 : EW_BLOCK, beta1,
-                    beta2, eps, weight_decay, grad_scale, coupled, decay, step_size, bc2_sqrt);
+        adamw_block(p + i0, g + i0, m + i0, v + i0, n - i0 < EW_BLOCK ? n - i0 : EW_BLOCK, b1, omb1,
+                    b2, omb2, (float)eps, (float)weight_decay, decay, neg_step, bc2_sqrt,
+                    grad_scale, coupled);
     }
     if (pa && pa != p) memcpy(pa, p, n * sizeof(float));
 }

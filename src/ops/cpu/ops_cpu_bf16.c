@@ -400,8 +400,8 @@ static void bf_count_correct(const ops *self, float *hit, const float *logits,
 
 /* ---- optimizer and whole-buffer ops ---------------------------------------------------------- */
 static void bf_adamw(const ops *self, float *p, float *pa, const float *g, float *m, float *v,
-                     size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
-                     float grad_scale, int64_t t, int coupled) {
+                     size_t n, double lr, double beta1, double beta2, double eps,
+                     double weight_decay, float grad_scale, int64_t t, int coupled) {
     (void)self;
     F32->adamw(F32, p, NULL, g, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, t,
                coupled);
