@@ -92,7 +92,7 @@ struct ops {
      * the CPU; a fused kernel may keep the log-sum-exp instead). */
     size_t (*attn_state_bytes)(const ops *o, int B, int S, int NH, int HD);
     /* The working copy of the weights (act type) from the fp32 master weights, n elements.
-     * wa == w (possible when act_bytes == 4) is a no-op. */
+     * wa == w (only possible when act_bytes == 4) is a no-op. */
     void (*refresh_weights)(const ops *o, float *wa, const float *w, size_t n);
 
     /* ---- dense layers ---- */
@@ -122,7 +122,9 @@ struct ops {
      * Statistics in fp32. A: out, inp, w, b; res_out, res, branch; dinp, dout ---- */
     void (*layernorm_fwd)(const ops *o, float *out, float *mean, float *rstd, const float *inp,
                           const float *w, const float *b, int N, int H, float eps);
-    /* res_out = res + branch, then out = LN(res_out): the pre-LN residual step in one pass. */
+    /* res_out = res + branch, then out = LN(res_out): the pre-LN residual step in one pass. The
+     * LayerNorm reads res_out as stored (rounded to the activation type), so the fused op equals
+     * add followed by layernorm_fwd on every backend. */
     void (*residual_layernorm_fwd)(const ops *o, float *res_out, float *out, float *mean,
                                    float *rstd, const float *res, const float *branch,
                                    const float *w, const float *b, int N, int H, float eps);
