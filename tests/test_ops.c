@@ -1364,8 +1364,33 @@ static void test_bf16_row_against_fp32(void **state) {
     if (mismatches) fail_msg("%d elements of the bf16 row outside the tolerance", mismatches);
 }
 
+/* The CPU rows run with flush-to-zero and denormals-are-zero in every thread when asked: a
+ * product that would be subnormal comes out 0 in the OpenMP team's threads, and kept otherwise. */
+static void test_subnormals_flushed(void **state) {
+    (void)state;
+#if defined(__x86_64__) || defined(__aarch64__)
+    const ops *o = ops_cpu();
+    enum { n = 4096 }; /* several OpenMP chunks, so more than one thread scales */
+    float *x = o->alloc(o, n * sizeof(float)), h[n];
+    int threads = 2;
+    for (int on = 0; on <= 1; on++) {
+        assert_int_equal(ops_cpu_set_threads(threads, on), on ? threads : 0);
+        o->fill(o, x, 1e-30f, n);
+        o->scale(o, x, 1e-10f, n); /* 1e-40 is subnormal in fp32 */
+        o->download(o, h, x, sizeof h);
+        for (int i = 0; i < n; i++)
+            assert_true(on ? h[i] == 0.0f : h[i] > 0.0f);
+    }
+    ops_cpu_set_threads(threads, false); /* the other tests check subnormal arithmetic */
+    o->free(o, x);
+#else
+    skip();
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_subnormals_flushed),
         cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_forward_naive),
         cmocka_unit_test(test_adamw_and_reductions),

@@ -63,6 +63,7 @@ int backend_choose(backend_choice *c, const cfg_node *cfg, char *err, size_t err
     int cores = omp_get_num_procs();
     int64_t want = cfg ? cfg_int_or(cfg, "impl.threads", 0) : 0;
     c->threads = want > 0 && want < cores ? (int)want : cores;
+    c->ftz = cfg ? cfg_bool_or(cfg, "impl.flush_denormals", true) : true;
     return 0;
 }
 
@@ -74,14 +75,18 @@ const ops *backend_open(const backend_choice *c, int gpu, char *err, size_t errl
         core_errorf(err, errlen, "cannot open the CUDA backend: %s", why ? why : "unknown");
         return NULL;
     }
-    omp_set_num_threads(c->threads);
+    int ftz_threads = ops_cpu_set_threads(c->threads, c->ftz);
     /* an opened table is a copy of the row with its own context and description */
     ops *o = xmalloc(sizeof *o);
     *o = *(c->bf16 ? ops_cpu_bf16() : ops_cpu());
     o->ctx = NULL;
+    const char *sub = !c->ftz ? ", subnormals kept"
+                      : ftz_threads == c->threads
+                          ? ", subnormals flushed to zero"
+                          : ", subnormals kept (no flush-to-zero mode here)";
     snprintf(o->desc, sizeof o->desc,
-             "%s, %s activations and weights, %d thread(s), BLAS %.150s [%.250s]", o->name,
-             o->precision, c->threads, ops_cpu_blas_info(), c->why);
+             "%s, %s activations and weights, %d thread(s)%s, BLAS %.150s [%.250s]", o->name,
+             o->precision, c->threads, sub, ops_cpu_blas_info(), c->why);
     return o;
 }
 

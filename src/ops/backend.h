@@ -26,11 +26,13 @@ typedef struct backend_choice {
     backend_device device;
     bool bf16;     /* bf16 activations and working weights (fp32 masters and accumulation) */
     int threads;   /* CPU threads the backend will use */
+    bool ftz;      /* CPU: flush subnormal operands and results to zero (impl.flush_denormals) */
     char why[256]; /* how the choice was made, for the log */
 } backend_choice;
 
 /* Reads impl.device (auto | cpu | cuda), impl.precision (auto | fp32 | bf16; auto is bf16 on a
- * GPU when impl.mixed_precision is set, fp32 on the CPU) and impl.threads (0: every core), and
+ * GPU when impl.mixed_precision is set, fp32 on the CPU), impl.threads (0: every core) and
+ * impl.flush_denormals (default true), and
  * checks them against this build and machine. "auto" without a usable GPU chooses the CPU and
  * says why in c->why. Returns 0, or 2 with a message: an unknown value, or impl.device=cuda
  * where no CUDA backend can run (the message says why). */

@@ -219,6 +219,10 @@ const ops *ops_cpu_bf16(void); /* bf16 activations and working weights, fp32 acc
 /* Load OpenBLAS (the OpenMP build when installed) with an OPENBLAS_CORETYPE chosen from the
  * CPU's features unless the environment already sets one. Safe to call more than once. */
 void ops_cpu_blas_init(void);
+/* Use `threads` OpenMP threads, and set flush-to-zero and denormals-are-zero in the calling
+ * thread and every thread of the team (the BLAS computes in the same threads). Returns how many
+ * threads of the team report both modes on (0 where the CPU has no such modes). */
+int ops_cpu_set_threads(int threads, bool flush_subnormals);
 /* "SkylakeX (OPENBLAS_CORETYPE=SkylakeX, chosen from cpuid), openmp build" and the like. */
 const char *ops_cpu_blas_info(void);
 /* Single-precision GEMM through the loaded OpenBLAS, row-major (cblas semantics), for benches. */
