@@ -2,7 +2,8 @@
 # Tokenizer benchmark, cram vs Hugging Face tokenizers on the same text in the same run:
 # WordPiece training time (reference settings) and encode throughput with one thread and all threads.
 # Usage: bench/tokenizer.sh [TEXT_FILE] [VOCAB=32768]
-# Without TEXT_FILE the text is the KJV Bible + fortunes (apt-get install bible-kjv fortunes).
+# Without TEXT_FILE the text is the KJV corpus of scripts/fetch-corpus (data/corpora/kjv), or the
+# 1 MB test corpus when that is missing. BUILD=dir names the CMake build folder (default build).
 # Needs: python3 with `tokenizers` (pip install tokenizers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,15 +12,18 @@ VOCAB=${2:-32768}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 if [ -z "$TEXT" ]; then
+  # the KJV corpus of scripts/fetch-corpus when it is there, else the 1 MB test corpus
   TEXT=$WORK/text.txt
-  bible Gen1:1-Rev22:21 | sed -e 's/^[^ ]* //' -e '/^$/d' > "$TEXT"
-  for f in /usr/share/games/fortunes/*.u8; do
-    awk 'BEGIN{RS="\n%\n"} {gsub(/\n/," "); if (length($0)) print}' "$f"
-  done >> "$TEXT"
+  if [ -f data/corpora/kjv/kjv.txt ]; then
+    cp data/corpora/kjv/kjv.txt "$TEXT"
+  else
+    zstd -dc tests/fixtures/tok/corpus.txt.zst > "$TEXT"
+  fi
 fi
-# the tokenizer needs only src/tok and core's file helpers: build them directly (as cmake would, -O2)
-cc -O2 -fopenmp -D_GNU_SOURCE -Isrc bench/tokenizer_bench.c src/tok/*.c src/core/fileio.c \
-   -lutf8proc -lcjson -lzstd -lm -o "$WORK/tokbench"
+# the benchmark program is a CMake target like the others
+BUILD=${BUILD:-build}
+cmake --build "$BUILD" --target bench_tokenizer_bench >/dev/null
+cp "$BUILD/bench_tokenizer_bench" "$WORK/tokbench"
 echo "text: $(wc -c < "$TEXT") bytes, $(wc -l < "$TEXT") lines; $(nproc) cores; vocab $VOCAB"
 "$WORK/tokbench" train "$TEXT" "$VOCAB" 0 WordPiece "$WORK/cram_tok"
 "$WORK/tokbench" train "$TEXT" "$VOCAB" 1 WordPiece

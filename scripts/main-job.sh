@@ -18,31 +18,45 @@
 # The full-size recipe of the paper, for a GPU (CUDA backend: a later issue) or a long CPU run:
 #   build/cram pretrain name=full arch=crammed-bert train=bert-o4 data=debian-english budget=24
 set -euo pipefail
+case "${1:-}" in
+-h | --help)
+    sed -n '2,/^$/{s/^# \{0,1\}//;p}' "$0" # the comment block above
+    exit 0
+    ;;
+esac
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 BUDGET=${BUDGET:-0.08}
+# each stage's wall time, printed when the next one starts and at the end
+stage_name="" stage_start=$SECONDS
+stage() {
+    [ -n "$stage_name" ] && echo "   ($stage_name took $((SECONDS - stage_start)) s)"
+    stage_name=$1 stage_start=$SECONDS
+    echo "== $1"
+}
+trap '[ -n "$stage_name" ] && echo "   ($stage_name took $((SECONDS - stage_start)) s)"' EXIT
 THREADS=${THREADS:-0}
 BUILD=${BUILD:-build}
 
-echo "== 1/5 dependencies"
+stage "1/5 dependencies"
 scripts/install-deps.sh
 
-echo "== 2/5 build ($BUILD)"
+stage "2/5 build ($BUILD)"
 cmake -S . -B "$BUILD" >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target cram
 
-echo "== 3/5 corpus (data/corpora/debian-english; finished sources are kept)"
+stage "3/5 corpus (data/corpora/debian-english; finished sources are kept)"
 scripts/fetch-corpus
 
-echo "== 4/5 pretraining for $BUDGET hours"
+stage "4/5 pretraining for $BUDGET hours"
 # Why these settings: a 4-layer/256 crammed-bert with the bert-o4 recipe (AdamW 1e-3, triangular
 # lr over the budget, clipping 0.5, MLM 0.25), but the batch ramp ends at 64 rows instead of
 # 8192, since a few minutes on 2 CPU cores see only a few hundred microbatches of 16: with 8192
 # there would be a handful of updates. An 8192-word vocabulary keeps the decoder small.
 export CRAM_CONFIG_PATH="$root/configs"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; [ -n "$stage_name" ] && echo "   ($stage_name took $((SECONDS - stage_start)) s)"' EXIT
 "$BUILD"/cram pretrain name=main arch=crammed-bert train=bert-o4 data=debian-english impl=cpu \
     budget="$BUDGET" impl.threads="$THREADS" \
     arch.num_transformer_layers=4 arch.hidden_size=256 arch.intermed_size=1024 \
@@ -65,7 +79,7 @@ grep -E "Run folder:" "$log" | sed 's/^\[[^]]*\] //' || true
 echo
 GLUE_DIR=${GLUE_DIR:-data/glue_data}
 if [ ! -f "$GLUE_DIR/RTE/train.tsv" ]; then
-    echo "== 5/5 evaluation: skipped, no GLUE folder at $GLUE_DIR"
+    stage "5/5 evaluation: skipped, no GLUE folder at $GLUE_DIR"
     echo "GLUE is not in Debian or PyPI: download it in the standard glue_data layout"
     echo "(CoLA/, MRPC/, RTE/, STS-B/, ... each with train.tsv and dev.tsv) and rerun with"
     echo "GLUE_DIR=/path/to/glue_data, or evaluate this checkpoint later with:"
@@ -80,7 +94,7 @@ if [ -z "$EVAL_TASKS" ]; then # the small tasks whose files are there
         [ -f "$GLUE_DIR/${t#*:}/train.tsv" ] && EVAL_TASKS="$EVAL_TASKS${EVAL_TASKS:+,}${t%%:*}"
     done
 fi
-echo "== 5/5 evaluation on $EVAL_TASKS ($EVAL_EPOCHS epoch(s); GLUE_sane settings otherwise)"
+stage "5/5 evaluation on $EVAL_TASKS ($EVAL_EPOCHS epoch(s); GLUE_sane settings otherwise)"
 "$BUILD"/cram eval name=main eval.checkpoint=latest eval.data_dir="$GLUE_DIR" \
     "eval/tasks=[$EVAL_TASKS]" eval.epochs="$EVAL_EPOCHS" impl.microbatch_size=16 \
     impl.shuffle_in_dataloader=True impl.threads="$THREADS"
