@@ -48,7 +48,7 @@ typedef struct bert_config {
     float attn_drop;    /* attention probabilities */
     float emb_drop;     /* after the embedding LN */
     double sparse_pred; /* share of rows decoded (0: all rows) */
-    /* classification head (SPEC 2.6); num_labels == 0 builds the pretraining head */
+    /* classification head; num_labels == 0 builds the pretraining head */
     int num_labels;
     int pool_mode; /* 0 zero_index, 1 avg */
     bool cls_ff;   /* pooler dense layer */
@@ -153,7 +153,7 @@ void bert_init_weights(bert_model *m, uint64_t seed);
 void bert_log_summary(const bert_model *m);
 size_t bert_num_params(const bert_model *m);
 int bert_find_param(const bert_model *m, const char *name); /* index or -1 (name or alias) */
-/* decay = no key is a substring of the name (SPEC 3.2) */
+/* decay = no key is a substring of the name (the reference's limited_decay_keys) */
 void bert_set_decay_keys(bert_model *m, char *const *keys, int nkeys);
 
 /* Allocate the activation arena for batches of B sequences of length S (once per shape). */
@@ -165,7 +165,7 @@ void bert_acts_ensure(bert_model *m, int B, int S);
  * 0 pad) or NULL. training enables dropout, keyed by (seed, step). Returns the loss. */
 double bert_forward(bert_model *m, const int32_t *ids, const int32_t *types, const int32_t *labels,
                     const float *mask, int B, int S, bool training, uint64_t seed, uint64_t step);
-/* The sequence classifier (cfg.num_labels > 0, SPEC 2.6): pooler (zero_index or avg), dense +
+/* The sequence classifier (cfg.num_labels > 0): pooler (zero_index or avg), dense +
  * Tanh + dropout, head. labels [B] class ids for num_labels > 1, targets [B] for regression
  * (num_labels == 1, MSE); both NULL: logits only, loss 0. Logits stay readable through
  * bert_cls_logits until the next forward. */
