@@ -4,7 +4,11 @@
 # scripts/make_eval_fixtures.py): a full run with its log lines, metrics file and table row, the
 # errors for a missing data folder, a missing task folder, wrong columns, unknown labels, an empty
 # split, another vocabulary size and a missing checkpoint, and the export round trip through
-# transformers when Python with transformers is at hand (data/venv-eval or $PY).
+# transformers when Python with transformers is at hand (data/venv-eval or $PY). Then the
+# integrity of what eval reads back: latest/smallest pass over half-written, empty and damaged
+# folders and say why, a checksum mismatch and a non-finite weight are refused, a diverged task
+# fails the run; and what pretraining leaves (no folder for a dry run, no temporary folder after
+# a failed write, leftovers of killed writes removed).
 # Usage: tests/cli_eval.sh path/to/cram   (run from the repository root)
 set -u
 
@@ -87,6 +91,110 @@ run export_cr 0 export "$FIX/tiny_crammed" "$tmp/exported_cr" --reference-logits
 if [ -x "$PY" ] && "$PY" -c "import torch, safetensors" 2>/dev/null; then
     "$PY" scripts/crammed_bert_torch.py "$tmp/exported_cr" "$tmp/logits_cr.safetensors" || fail "crammed export round trip"
 fi
+
+# ---- integrity of the files eval reads back
+hdr_len() { od -An -t u8 -N8 "$1" | tr -d ' '; }
+# poke FILE OFFSET BYTES: overwrite bytes in place (BYTES in printf's \x notation)
+poke() { printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+E1=(eval.data_dir="$FIX/glue_tiny" eval/tasks=rte impl.microbatch_size=8 eval.epochs=1 seed=1 impl.threads=1)
+
+# a checkpoint cram writes carries a checksum of its tensor data; one changed byte is refused
+run exp_sum 0 export "$FIX/tiny_crammed" "$tmp/summed"
+grep -q '"cram_data_fnv1a64":"[0-9a-f]\{16\}"' "$tmp/summed/model.safetensors" || fail "export: no checksum in __metadata__"
+run sum_ok 0 eval eval.checkpoint="$tmp/summed" "${E1[@]}" name=sum
+grep -q "carries no cram_data_fnv1a64" "$tmp/sum_ok.out" && fail "sum_ok: a checksummed file reported as unchecked"
+cp -r "$tmp/summed" "$tmp/flipped"
+poke "$tmp/flipped/model.safetensors" $(($(hdr_len "$tmp/flipped/model.safetensors") + 8 + 20)) '\x5a\x5a\x5a\x5a'
+run sum_bad 2 eval eval.checkpoint="$tmp/flipped" "${E1[@]}" name=sum
+has sum_bad "$tmp/flipped/model.safetensors: checksum mismatch"
+has sum_bad "re-export or re-train"
+run sum_bad_export 2 export "$tmp/flipped" "$tmp/flipped_out"
+has sum_bad_export "checksum mismatch"
+# files without the key (Hugging Face, older cram checkpoints) load as before, with a note
+run sum_none 0 eval eval.checkpoint="$FIX/tiny_crammed" "${E1[@]}" name=sum
+has sum_none "tiny_crammed/model.safetensors carries no cram_data_fnv1a64 checksum"
+
+# a non-finite weight is refused, naming the tensor and the file (embeddings.LayerNorm.bias
+# is the first tensor of the fixture's data section)
+cp -r "$FIX/tiny_bert" "$tmp/nanw"
+poke "$tmp/nanw/model.safetensors" $(($(hdr_len "$tmp/nanw/model.safetensors") + 8 + 4)) '\x00\x00\xc0\x7f'
+run nanw 2 eval eval.checkpoint="hf:$tmp/nanw" "${E1[@]}" name=nanw
+has nanw "$tmp/nanw/model.safetensors: tensor embeddings.LayerNorm.bias holds a non-finite value (NaN at element 1"
+[ -e "$tmp/tables/table_downstream_reports.csv" ] && grep -q "^nanw" "$tmp/tables/table_downstream_reports.csv" &&
+    fail "nanw: a table row for a refused checkpoint"
+
+# a task whose training diverges fails: no score, no means, no table row, exit status 1
+rows_before=$(cat "$tmp/tables/table_downstream_reports.csv" 2>/dev/null | wc -l)
+run diverge 1 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=rte name=diverge eval.optim.lr=1e20
+has diverge "Non-finite train loss (nan) at step 2 of task rte (epoch 0): the task failed and gets no score."
+has diverge "No overall average metric on evaluation GLUE: 1 task(s) failed (rte)."
+has diverge "rte      FAILED"
+grep -q "Validation metric is" "$tmp/diverge.out" && fail "diverge: a score for a failed task"
+[ "$(cat "$tmp/tables/table_downstream_reports.csv" 2>/dev/null | wc -l)" -eq "$rows_before" ] || fail "diverge: wrote a table row"
+
+# latest/smallest consider complete folders only and say which ones they skipped and why
+H="$tmp/outputs/half/checkpoints"
+mkdir -p "$H"
+cp -r "$tmp/summed" "$H/ScriptableCrammedBERT_2026-01-01_3.0000"         # complete, oldest
+mkdir "$H/ScriptableCrammedBERT_2026-01-02_2.5000"                         # empty (a dry run's)
+cp -r "$tmp/flipped" "$H/ScriptableCrammedBERT_2026-01-02_1.0000"          # damaged
+cp -r "$tmp/summed" "$H/ScriptableCrammedBERT_2026-01-03_0.5000.tmp.4242"  # a killed save ...
+head -c 3000 "$tmp/summed/model.safetensors" >"$H/ScriptableCrammedBERT_2026-01-03_0.5000.tmp.4242/model.safetensors"
+touch -d '2026-01-01' "$H/ScriptableCrammedBERT_2026-01-01_3.0000"
+touch -d '2026-01-02' "$H/ScriptableCrammedBERT_2026-01-02_2.5000"
+touch -d '2026-01-03' "$H/ScriptableCrammedBERT_2026-01-02_1.0000"         # ... newest of all
+run half_latest 0 eval name=half eval.checkpoint=latest "${E1[@]}"
+has half_latest "ScriptableCrammedBERT_2026-01-01_3.0000 (cram)"
+has half_latest "Skipping checkpoint folder .*_0.5000.tmp.4242: half-written"
+has half_latest "Skipping checkpoint folder .*_1.0000: .*checksum mismatch"
+has half_latest "Skipping checkpoint folder .*_2.5000: neither model_config.json nor config.json"
+has half_latest "eval.checkpoint=latest: 3 folder(s) skipped"
+run half_smallest 0 eval name=half eval.checkpoint=smallest "${E1[@]}"
+has half_smallest "ScriptableCrammedBERT_2026-01-01_3.0000 (cram)"
+has half_smallest "Skipping checkpoint folder .*_1.0000: .*checksum mismatch"
+rm -rf "$H/ScriptableCrammedBERT_2026-01-01_3.0000"
+run half_none 2 eval name=half eval.checkpoint=latest "${E1[@]}"
+has half_none "no complete checkpoint folder for eval.checkpoint=latest (3 skipped"
+
+# what pretraining leaves behind
+corpus="$PWD/tests/fixtures/tok/corpus.txt.zst"
+PRE=(data=kjv data.vocab_size=2000 data.validation_seqs=64 "data.sources.kjv.path=$corpus"
+     arch=crammed-bert arch.num_transformer_layers=2 arch.hidden_size=64 arch.intermed_size=256
+     arch.attention.num_attention_heads=4 train=bert-o4 impl=cpu impl.threads=1
+     impl.microbatch_size=8 budget=1000 seed=7)
+export CRAM_PEAK_GFLOPS=100
+# a dry run writes no checkpoint folder, so latest has nothing half-made to pick
+run pre_dry 0 pretrain "${PRE[@]}" name=dry dryrun=True
+has pre_dry "Dry run: no model files"
+[ -z "$(ls -A "$tmp/outputs/dry/checkpoints" 2>/dev/null)" ] || fail "pre_dry: a dry run created a checkpoint folder"
+run pre_dry_eval 2 eval name=dry eval.checkpoint=latest "${E1[@]}"
+has pre_dry_eval "outputs/dry/checkpoints: no checkpoints of run 'dry'"
+# a failed final write (the file size limit stands in for a full disk) leaves no temporary folder
+(cd "$tmp" && trap '' XFSZ && ulimit -f 1024 && exec "$CRAM" pretrain "${PRE[@]}" name=full train.steps=2) >"$tmp/pre_full.out" 2>"$tmp/pre_full.err"
+[ $? -eq 1 ] || fail "pre_full: a failed final write should exit 1"
+has pre_full "final checkpoint not written: .*model.safetensors: write failed: File too large"
+[ -z "$(ls -A "$tmp/outputs/full/checkpoints" 2>/dev/null)" ] || fail "pre_full: left $(ls "$tmp/outputs/full/checkpoints")"
+# leftovers of killed writes go when the next run of the name saves: a gone pid, or written
+# before this run started; a live writer's (this shell's, touched in the future) stays
+S="$tmp/outputs/st"
+mkdir -p "$S/checkpoints/X_2026-01-01_3.0000.tmp.99999999" "$S/checkpoints/X_2026-01-01_3.0000.tmp.$$" \
+    "$S/checkpoints/Y_2026-01-01_3.0000.tmp.$$"
+echo x >"$S/checkpoints/X_2026-01-01_3.0000.tmp.99999999/model.safetensors"
+head -c 100000 /dev/zero >"$S/intermediate_state.bin.tmp.99999999"
+echo x >"$S/intermediate_state.bin.grads-5.tmp.99999999"
+touch -d '-1 hour' "$S/checkpoints/Y_2026-01-01_3.0000.tmp.$$"
+touch -d '+1 hour' "$S/checkpoints/X_2026-01-01_3.0000.tmp.$$"
+run pre_stale 0 pretrain "${PRE[@]}" name=st train.steps=2 impl.save_intermediate_checkpoints=True impl.save_every_nth_step=1
+has pre_stale "Removed the leftover of an interrupted write: folder .*X_2026-01-01_3.0000.tmp.99999999 (process 99999999 is gone"
+has pre_stale "Removed the leftover of an interrupted write: folder .*Y_2026-01-01_3.0000.tmp.$$ ("
+has pre_stale "Removed the leftover of an interrupted write: file .*intermediate_state.bin.tmp.99999999 (process 99999999 is gone; 0.1 MB)"
+has pre_stale "Removed the leftover of an interrupted write: file .*intermediate_state.bin.grads-5.tmp.99999999"
+[ -d "$S/checkpoints/X_2026-01-01_3.0000.tmp.$$" ] || fail "pre_stale: removed a live writer's folder"
+[ -n "$(find "$S/checkpoints" -name model.safetensors ! -path '*.tmp.*')" ] || fail "pre_stale: no final model"
+# a pretrained checkpoint carries the checksum and evaluates
+run pre_eval 0 eval name=st eval.checkpoint=latest "${E1[@]}"
+has pre_eval "Skipping checkpoint folder .*X_2026-01-01_3.0000.tmp.$$: half-written"
+grep -q "carries no cram_data_fnv1a64" "$tmp/pre_eval.out" && fail "pre_eval: the pretrained checkpoint has no checksum"
 
 # the same fine-tuning on the bf16-emulating row, and a device that cannot run here
 run bf16 0 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=stsb name=tinybf impl.precision=bf16

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/core.h"
 #include "eval/eval.h"
 #include "model/safetensors.h"
 #include "ops/backend.h"
@@ -414,12 +415,101 @@ static void test_hf_bad_checkpoint(void **state) {
     assert_non_null(strstr(err, "tests/config.json"));
 }
 
+/* hf_load_weights refuses non-finite weights (naming the tensor and the file) and a file whose
+ * data no longer matches its checksum; the committed fixture itself loads. */
+#define TINY_BERT "tests/fixtures/eval/tiny_bert"
+
+static int load_tiny(const char *weights, char *err, size_t errlen) {
+    cfg_node *arch = hf_read_config(TINY_BERT, err, errlen);
+    assert_non_null(arch);
+    cfg_node *root = cfg_new(CFG_MAP);
+    cfg_map_set(root, "arch", arch);
+    bert_config c;
+    assert_int_equal(bert_config_from_cfg(&c, root, 0, err, errlen), 0);
+    cfg_free(root);
+    c.num_labels = 2;
+    bert_model m;
+    bert_init(&m, &c, backend_row(0, NULL, 0));
+    bert_init_weights(&m, 1);
+    int rc = hf_load_weights(&m, weights, NULL, NULL, err, errlen);
+    bert_free(&m);
+    return rc;
+}
+
+/* A copy of the fixture's weights with n bytes replaced at data byte off. */
+static void patched_copy(const char *to, size_t off, const void *bytes, size_t n) {
+    char err[GLUE_ERRLEN], *buf;
+    size_t len;
+    if (core_read_file(TINY_BERT "/model.safetensors", &buf, &len, err, sizeof err))
+        fail_msg("%s", err);
+    uint64_t hlen;
+    memcpy(&hlen, buf, 8);
+    assert_true(8 + hlen + off + n <= len);
+    memcpy(buf + 8 + hlen + off, bytes, n);
+    if (core_atomic_write(to, buf, len, err, sizeof err)) fail_msg("%s", err);
+    free(buf);
+}
+
+static void test_hf_load_integrity(void **state) {
+    (void)state;
+    char dir[] = "/tmp/cram_eval_XXXXXX", path[128], err[GLUE_ERRLEN];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(load_tiny(TINY_BERT "/model.safetensors", err, sizeof err), 0);
+    /* NaN in the first element of embeddings.LayerNorm.bias (the first tensor of the data),
+     * +Inf in its fourth, -Inf in a float of embeddings.position_embeddings.weight */
+    const float qnan = NAN, pinf = INFINITY, ninf = -INFINITY;
+    const struct {
+        size_t off;
+        const float *v;
+        const char *tensor, *what;
+    } cases[] = {
+        {0, &qnan, "embeddings.LayerNorm.bias", "(NaN at element 0 of 16)"},
+        {12, &pinf, "embeddings.LayerNorm.bias", "(Inf at element 3 of 16)"},
+        {128 + 40, &ninf, "embeddings.position_embeddings.weight", "(Inf at element 10 of"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        snprintf(path, sizeof path, "%s/w%zu.safetensors", dir, k);
+        patched_copy(path, cases[k].off, cases[k].v, 4);
+        err[0] = 0;
+        assert_int_equal(load_tiny(path, err, sizeof err), -1);
+        char want[256];
+        snprintf(want, sizeof want, "%s: tensor %s holds a non-finite value %s", path,
+                 cases[k].tensor, cases[k].what);
+        if (!strstr(err, want)) fail_msg("message '%s' lacks '%s'", err, want);
+    }
+    /* a file written with a checksum, then changed in one data byte */
+    st_file f;
+    assert_int_equal(st_open(&f, TINY_BERT "/model.safetensors", err, sizeof err), ST_OK);
+    st_write_tensor *t = calloc((size_t)f.ntensors, sizeof *t);
+    for (int i = 0; i < f.ntensors; i++)
+        t[i] = (st_write_tensor){f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim,
+                                 f.tensors[i].shape, f.tensors[i].data};
+    snprintf(path, sizeof path, "%s/summed.safetensors", dir);
+    assert_int_equal(st_write_checked(path, t, f.ntensors, NULL, NULL, 0, err, sizeof err), ST_OK);
+    free(t);
+    st_close(&f);
+    assert_int_equal(load_tiny(path, err, sizeof err), 0);
+    char *buf;
+    size_t len;
+    assert_int_equal(core_read_file(path, &buf, &len, err, sizeof err), 0);
+    buf[len - 1] ^= 0x40;
+    assert_int_equal(core_atomic_write(path, buf, len, err, sizeof err), 0);
+    free(buf);
+    assert_int_equal(load_tiny(path, err, sizeof err), -1);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "checksum mismatch"));
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_fixture),    cmocka_unit_test(test_metrics_bad_and_means),
         cmocka_unit_test(test_glue_parse_formats), cmocka_unit_test(test_glue_parse_errors),
         cmocka_unit_test(test_glue_real),          cmocka_unit_test(test_glue_encode_batch),
         cmocka_unit_test(test_hf_minilm),          cmocka_unit_test(test_hf_bad_checkpoint),
+        cmocka_unit_test(test_hf_load_integrity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

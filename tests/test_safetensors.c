@@ -385,6 +385,77 @@ static void test_writer_errors(void **state) {
     st_close(&f);
 }
 
+/* st_write_checked records a checksum of the data section that st_verify checks: every single
+ * changed data byte is caught with a message naming the file; files without the key (Python's,
+ * st_write's) pass as unchecked; a malformed value and a caller's own key are errors. */
+static void test_checksum(void **state) {
+    (void)state;
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/summed.safetensors", tmp_root);
+    float x[6] = {1, -2, 3.5f, 0, 1e-3f, 7};
+    uint16_t h[3] = {0x3C00, 0xC000, 0x7BFF};
+    const int64_t s2[] = {2, 3}, s1[] = {3};
+    st_write_tensor t[] = {{"w", ST_F32, 2, s2, x}, {"h", ST_F16, 1, s1, h}};
+    const char *mk[] = {"format"}, *mv[] = {"pt"};
+    assert_int_equal(st_write_checked(path, t, 2, mk, mv, 1, err, sizeof err), ST_OK);
+    st_file f;
+    bool present = false;
+    assert_int_equal(st_open(&f, path, err, sizeof err), ST_OK);
+    assert_string_equal(st_meta_get(&f, "format"), "pt");
+    const char *sum = st_meta_get(&f, ST_META_CHECKSUM);
+    assert_non_null(sum);
+    assert_int_equal(strlen(sum), 16);
+    assert_int_equal(f.data_len, sizeof x + sizeof h);
+    assert_int_equal(st_verify(&f, &present, err, sizeof err), ST_OK);
+    assert_true(present);
+    st_close(&f);
+
+    char *buf;
+    size_t len;
+    assert_int_equal(core_read_file(path, &buf, &len, err, sizeof err), 0);
+    uint64_t hlen;
+    memcpy(&hlen, buf, 8);
+    for (size_t i = 8 + hlen; i < len; i++) {
+        unsigned char *c = malloc(len);
+        memcpy(c, buf, len);
+        c[i] ^= 0x01;
+        assert_int_equal(st_parse(&f, c, len, "flip.safetensors", err, sizeof err), ST_OK);
+        err[0] = 0;
+        assert_int_equal(st_verify(&f, &present, err, sizeof err), ST_EFORMAT);
+        assert_true(present);
+        assert_non_null(strstr(err, "flip.safetensors: checksum mismatch"));
+        assert_non_null(strstr(err, "re-export or re-train"));
+        st_close(&f);
+        free(c);
+    }
+    /* a value that is not 16 hex digits (a digit replaced in the header) */
+    char *k = strstr(buf + 8, ST_META_CHECKSUM "\":\"");
+    assert_non_null(k);
+    k[strlen(ST_META_CHECKSUM) + 3] = 'x';
+    assert_int_equal(st_parse(&f, buf, len, "hdr.safetensors", err, sizeof err), ST_OK);
+    assert_int_equal(st_verify(&f, &present, err, sizeof err), ST_EFORMAT);
+    assert_non_null(strstr(err, "hdr.safetensors: __metadata__ " ST_META_CHECKSUM));
+    st_close(&f);
+    free(buf);
+
+    /* no key: unchecked, not an error */
+    assert_int_equal(st_open(&f, PY_FIXTURE, err, sizeof err), ST_OK);
+    present = true;
+    assert_int_equal(st_verify(&f, &present, err, sizeof err), ST_OK);
+    assert_false(present);
+    st_close(&f);
+    /* an empty file of tensors still gets (and passes) a checksum */
+    assert_int_equal(st_write_checked(path, NULL, 0, NULL, NULL, 0, err, sizeof err), ST_OK);
+    assert_int_equal(st_open(&f, path, err, sizeof err), ST_OK);
+    assert_int_equal(st_verify(&f, &present, err, sizeof err), ST_OK);
+    assert_true(present);
+    st_close(&f);
+    /* the key is the writer's own */
+    const char *own[] = {ST_META_CHECKSUM}, *val[] = {"0000000000000000"};
+    assert_int_equal(st_write_checked(path, t, 2, own, val, 1, err, sizeof err), ST_EINVAL);
+    assert_non_null(strstr(err, ST_META_CHECKSUM));
+}
+
 static void test_half_conversions(void **state) {
     (void)state;
     uint16_t h[] = {0x0000, 0x8000, 0x3C00, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00, 0x7E00};
@@ -411,7 +482,7 @@ int main(void) {
         cmocka_unit_test(test_read_python_fixture), cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_python_reads_ours),   cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_truncate_and_flip),   cmocka_unit_test(test_writer_errors),
-        cmocka_unit_test(test_half_conversions),
+        cmocka_unit_test(test_half_conversions),    cmocka_unit_test(test_checksum),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -21,6 +21,7 @@
 
 #include "core/core.h"
 #include "eval/eval.h"
+#include "model/safetensors.h"
 
 #include "data/data.h"
 #include "optim/adamw.h"
@@ -46,6 +47,145 @@ typedef struct ckpt {
     char dir[CORE_PATH_MAX];
     bool hf; /* a Hugging Face folder (config.json) instead of a cram one (model_config.json) */
 } ckpt;
+
+/* Whether dir holds a whole checkpoint: a config, the weights, a tokenizer, and weights that
+ * parse and match their checksum (when they carry one). Otherwise why says what is wrong. */
+static bool checkpoint_complete(const char *dir, char *why, size_t whylen) {
+    char p[CORE_PATH_MAX + 32], p2[CORE_PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/model_config.json", dir);
+    snprintf(p2, sizeof p2, "%s/config.json", dir);
+    if (!core_is_file(p) && !core_is_file(p2)) {
+        snprintf(why, whylen,
+                 "neither model_config.json nor config.json (an empty folder, e.g. of a dry run)");
+        return false;
+    }
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    snprintf(p2, sizeof p2, "%s/vocab.txt", dir);
+    if (!core_is_file(p) && !core_is_file(p2)) {
+        snprintf(why, whylen, "no tokenizer.json or vocab.txt");
+        return false;
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    if (!core_is_file(p)) {
+        snprintf(why, whylen, "no model.safetensors");
+        return false;
+    }
+    st_file f;
+    bool summed = false;
+    if (st_open(&f, p, why, whylen) != ST_OK) return false;
+    st_status st = st_verify(&f, &summed, why, whylen);
+    st_close(&f);
+    return st == ST_OK;
+}
+
+/* A folder that an atomic write left behind: "<name>.tmp.<pid>". */
+static bool is_temp_name(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return false;
+    while (strstr(t + 1, ".tmp."))
+        t = strstr(t + 1, ".tmp.");
+    t += 5;
+    if (!*t) return false;
+    for (; *t; t++)
+        if (*t < '0' || *t > '9') return false;
+    return true;
+}
+
+typedef struct cand {
+    char name[256];
+    double key; /* larger is better */
+} cand;
+
+static int cand_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->key != y->key) return x->key > y->key ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* latest / smallest: the best complete folder of root; every folder passed over is logged with
+ * the reason. */
+static int pick_checkpoint(ckpt *c, const char *root, const char *want, const char *name, char *err,
+                           size_t errlen) {
+    DIR *d = opendir(root);
+    if (!d) {
+        snprintf(err, errlen,
+                 "%s: no checkpoints of run '%s' (pretrain with name=%s first, or set "
+                 "eval.checkpoint to a folder or hf:PATH)",
+                 root, name, name);
+        return -1;
+    }
+    cand *cs = NULL;
+    int n = 0, cap = 0, skipped = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[CORE_PATH_MAX + 256];
+        snprintf(p, sizeof p, "%s/%s", root, e->d_name);
+        struct stat st;
+        if (stat(p, &st) || !S_ISDIR(st.st_mode)) continue;
+        if (is_temp_name(e->d_name)) {
+            core_log_info("Skipping checkpoint folder %s: half-written (the temporary folder of a "
+                          "save that was killed or failed).",
+                          p);
+            skipped++;
+            continue;
+        }
+        double key;
+        if (want[0] == 'l') {
+            key = (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec;
+        } else { /* the whole loss after the last '_' (the reference reads 5 characters) */
+            const char *u = strrchr(e->d_name, '_');
+            char *end;
+            key = u ? -strtod(u + 1, &end) : NAN;
+            if (!u || *end || !isfinite(key)) {
+                core_log_info("Skipping checkpoint folder %s: no loss after the last '_' of its "
+                              "name.",
+                              p);
+                skipped++;
+                continue;
+            }
+        }
+        if (strlen(e->d_name) >= sizeof cs->name) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            cand *g = realloc(cs, (size_t)cap * sizeof *cs);
+            if (!g) {
+                free(cs);
+                closedir(d);
+                snprintf(err, errlen, "%s: out of memory listing the checkpoints", root);
+                return -1;
+            }
+            cs = g;
+        }
+        snprintf(cs[n].name, sizeof cs[n].name, "%s", e->d_name);
+        cs[n++].key = key;
+    }
+    closedir(d);
+    qsort(cs, (size_t)n, sizeof *cs, cand_cmp);
+    int found = -1;
+    for (int k = 0; k < n && found < 0; k++) {
+        char p[CORE_PATH_MAX + 256], why[ERRLEN];
+        snprintf(p, sizeof p, "%s/%s", root, cs[k].name);
+        if (checkpoint_complete(p, why, sizeof why)) {
+            found = k;
+            snprintf(c->dir, sizeof c->dir, "%s", p);
+        } else {
+            core_log_info("Skipping checkpoint folder %s: %s", p, why);
+            skipped++;
+        }
+    }
+    free(cs);
+    if (found < 0) {
+        snprintf(err, errlen,
+                 "%s: no complete checkpoint folder for eval.checkpoint=%s (%d skipped; the log "
+                 "says why)",
+                 root, want, skipped);
+        return -1;
+    }
+    if (skipped)
+        core_log_info("eval.checkpoint=%s: %d folder(s) skipped, using %s.", want, skipped, c->dir);
+    return 0;
+}
 
 /* eval.checkpoint: latest | smallest | hf:PATH | hf://PATH | an absolute path | a sub-folder of
  * <base_dir>/<name>/checkpoints. */
@@ -74,42 +214,7 @@ static int find_checkpoint(ckpt *c, const cfg_node *cfg, char *err, size_t errle
     if (want[0] == '/') {
         snprintf(c->dir, sizeof c->dir, "%s", want);
     } else if (strcmp(want, "latest") == 0 || strcmp(want, "smallest") == 0) {
-        DIR *d = opendir(root);
-        if (!d) {
-            snprintf(err, errlen,
-                     "%s: no checkpoints of run '%s' (pretrain with name=%s first, or set "
-                     "eval.checkpoint to a folder or hf:PATH)",
-                     root, name, name);
-            return -1;
-        }
-        double best = 0;
-        bool found = false;
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.') continue;
-            char p[CORE_PATH_MAX + 256];
-            snprintf(p, sizeof p, "%s/%s", root, e->d_name);
-            struct stat st;
-            if (stat(p, &st) || !S_ISDIR(st.st_mode)) continue;
-            double key;
-            if (want[0] == 'l') {
-                key = (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec;
-            } else { /* the whole loss after the last '_' (the reference reads 5 characters) */
-                const char *u = strrchr(e->d_name, '_');
-                char *end;
-                key = u ? -strtod(u + 1, &end) : NAN;
-                if (!u || *end || !isfinite(key)) continue;
-            }
-            if (!found || key > best) {
-                best = key, found = true;
-                snprintf(c->dir, sizeof c->dir, "%s", p);
-            }
-        }
-        closedir(d);
-        if (!found) {
-            snprintf(err, errlen, "%s: no checkpoint folder found", root);
-            return -1;
-        }
+        if (pick_checkpoint(c, root, want, name, err, errlen)) return -1;
     } else {
         snprintf(c->dir, sizeof c->dir, "%s/%s", root, want);
     }
@@ -163,6 +268,7 @@ typedef struct task_result {
     const glue_task *t;
     double v[GLUE_MAX_METRICS], extra[GLUE_MAX_METRICS];
     bool has_extra;
+    bool failed; /* training diverged (non-finite loss or weights): no score */
     int64_t steps;
     double seconds;
 } task_result;
@@ -235,6 +341,18 @@ static void metric_msg(char *buf, size_t len, const glue_task *t, const double *
 
 static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encoded *etr_p,
                     const glue_encoded *edv_p, const glue_encoded *edx_p, char *err, size_t errlen);
+
+/* Every weight of m is finite. */
+static bool weights_finite(const bert_model *m) {
+    float *host = malloc(m->numel * sizeof *host);
+    if (!host) return true; /* cannot tell; the next loss will */
+    m->ops->download(m->ops, host, m->w, m->numel * sizeof *host);
+    bool ok = true;
+    for (size_t i = 0; i < m->numel && ok; i++)
+        ok = isfinite(host[i]);
+    free(host);
+    return ok;
+}
 
 static int run_task(job *J, const glue_task *t, task_result *R, char *err, size_t errlen) {
     memset(R, 0, sizeof *R);
@@ -370,11 +488,31 @@ static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encod
             bool reg = t->nlabels == 1;
             loss = bert_forward_cls(&m, ids, NULL, mask, reg ? NULL : labels, reg ? targets : NULL,
                                     J->mbs, S, J->train_mode, J->seed, (uint64_t)ustep);
+            if (!isfinite(loss)) {
+                /* the reference stops a pretraining run on a non-finite loss; a diverged
+                 * fine-tuning has no meaningful score either */
+                core_log_error("Non-finite train loss (%s) at step %lld of task %s (epoch %d): "
+                               "the task failed and gets no score.",
+                               isnan(loss) ? "nan"
+                               : loss > 0  ? "inf"
+                                           : "-inf",
+                               (long long)ustep, t->name, ep);
+                R->failed = true;
+                break;
+            }
             bert_backward(&m, 1.0f / (float)accum);
             sum += loss;
             if ((ustep + 1) % accum == 0)
                 adamw_model_step(&m, NULL, &hp, sched_lr(&s, ustep, 0), clip, ++t_opt);
         }
+        if (!R->failed && !weights_finite(&m)) {
+            /* the last update of the epoch can break the weights after the last loss */
+            core_log_error("Non-finite weights after step %lld of task %s (epoch %d): the task "
+                           "failed and gets no score.",
+                           (long long)ustep - 1, t->name, ep);
+            R->failed = true;
+        }
+        if (R->failed) break;
         double dt = core_now() - t0;
         char eta[64];
         core_format_timedelta(eta, sizeof eta, dt * J->epochs);
@@ -389,7 +527,7 @@ static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encod
         metric_msg(msg, sizeof msg, t, R->v, "");
         core_log_info("Validation metric is %s after epoch %d.", msg, ep);
     }
-    if (t->dev_extra) {
+    if (t->dev_extra && !R->failed) {
         int nmet;
         validate(&m, &edx, t, J, R->extra, &nmet);
         R->has_extra = true;
@@ -536,6 +674,13 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
         }
         nres++;
     }
+    /* tasks whose training diverged: no score, no means, no table row, exit status 1 */
+    int nfailed = 0;
+    char failed[256] = "";
+    for (int k = 0; k < nres; k++)
+        if (res[k].failed)
+            snprintf(failed + strlen(failed), sizeof failed - strlen(failed), "%s%s",
+                     nfailed++ ? ", " : "", res[k].t->name);
     if (rc == 0) {
         /* the target metrics of every task (config order), then their means */
         double tv[32];
@@ -545,6 +690,7 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
         char buf[64];
         for (int k = 0; k < nres; k++) {
             const task_result *R = &res[k];
+            if (R->failed) continue;
             const cfg_node *tm = cfg_get(cfg_map_get(tasks, R->t->name), "target_metrics");
             for (int j = 0; j < R->t->nmetrics; j++) {
                 for (int x = 0; x < (R->has_extra ? 2 : 1); x++) {
@@ -567,13 +713,18 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
         }
         const char *ename = cfg_str_or(cfg, "eval.name", "GLUE");
         double am = metric_amean(tv, nt), hm = metric_hmean(tv, nt);
-        core_log_info("Overall average metric on evaluation %s is %.2f.", ename, am);
-        char k1[96], k2[96];
-        snprintf(k1, sizeof k1, "%s_amean", ename), snprintf(k2, sizeof k2, "%s_hmean", ename);
-        snprintf(buf, sizeof buf, "%.17g", am);
-        mk[nm] = strdup(k1), mv[nm] = strdup(buf), nm++;
-        snprintf(buf, sizeof buf, "%.17g", hm);
-        mk[nm] = strdup(k2), mv[nm] = strdup(buf), nm++;
+        if (nfailed) {
+            core_log_error("No overall average metric on evaluation %s: %d task(s) failed (%s).",
+                           ename, nfailed, failed);
+        } else {
+            core_log_info("Overall average metric on evaluation %s is %.2f.", ename, am);
+            char k1[96], k2[96];
+            snprintf(k1, sizeof k1, "%s_amean", ename), snprintf(k2, sizeof k2, "%s_hmean", ename);
+            snprintf(buf, sizeof buf, "%.17g", am);
+            mk[nm] = strdup(k1), mv[nm] = strdup(buf), nm++;
+            snprintf(buf, sizeof buf, "%.17g", hm);
+            mk[nm] = strdup(k2), mv[nm] = strdup(buf), nm++;
+        }
         /* metrics_<name>.yaml */
         size_t cap = 256 + (size_t)nm * 160, len = 0;
         char *y = malloc(cap);
@@ -582,8 +733,12 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
         snprintf(path, sizeof path, "%s/metrics_%s.yaml", run_dir, name);
         if (core_atomic_write(path, y, len, err, sizeof err)) core_log_warn("%s", err);
         free(y);
-        /* the summary table: one row per run (not in dryrun) */
-        if (!J.dryrun) {
+        /* the summary table: one row per run (not in dryrun; not when a task failed, since the
+         * row stands for the whole evaluation) */
+        if (nfailed && !J.dryrun)
+            core_log_info("No row in tables/table_downstream_reports.csv: %d task(s) failed.",
+                          nfailed);
+        if (!J.dryrun && !nfailed) {
             char *tk[128], *tvv[128];
             int n = 0;
             tk[n] = strdup("name"), tvv[n++] = strdup(name);
@@ -614,6 +769,10 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
         printf("\n%-8s %-22s %8s %8s %9s\n", "task", "metric", "value", "steps", "time");
         for (int k = 0; k < nres; k++) {
             const task_result *R = &res[k];
+            if (R->failed) {
+                printf("%-8s %-22s %8s\n", R->t->name, "FAILED (non-finite)", "-");
+                continue;
+            }
             for (int j = 0; j < R->t->nmetrics; j++) {
                 char tm[32];
                 core_format_timedelta(tm, sizeof tm, R->seconds);
@@ -623,11 +782,13 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
                     printf("%-8s %-22s %8.2f\n", "", "accuracy_extra (mm)", 100 * R->extra[j]);
             }
         }
-        printf("%-8s %-22s %8.2f\n%-8s %-22s %8.2f\n", ename, "amean", 100 * am, "", "hmean",
-               100 * hm);
+        if (!nfailed)
+            printf("%-8s %-22s %8.2f\n%-8s %-22s %8.2f\n", ename, "amean", 100 * am, "", "hmean",
+                   100 * hm);
         printf("run folder: %s\n", run_dir);
         for (int k = 0; k < nm; k++)
             free(mk[k]), free(mv[k]);
+        if (nfailed) rc = 1;
     }
     free(res);
     cfg_free(arch_root);

@@ -3,6 +3,7 @@
  * export of a model as a folder that `transformers` loads (BertForMaskedLM) or, for
  * crammed-bert, the reference's key names. */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,15 @@ int hf_load_weights(bert_model *m, const char *path, int *nloaded, int *nmissing
                     size_t errlen) {
     st_file f;
     if (st_open(&f, path, err, errlen) != ST_OK) return -1;
+    bool summed = false;
+    if (st_verify(&f, &summed, err, errlen) != ST_OK) {
+        st_close(&f);
+        return -1;
+    }
+    if (!summed)
+        core_log_info("%s carries no %s checksum (a Hugging Face file or an older cram "
+                      "checkpoint): loaded without an integrity check.",
+                      path, ST_META_CHECKSUM);
     int loaded = 0, missing = 0, rc = 0;
     char *used = calloc((size_t)f.ntensors + 1, 1);
     size_t maxn = 0;
@@ -149,6 +159,17 @@ int hf_load_weights(bert_model *m, const char *path, int *nloaded, int *nmissing
         if (st_tensor_to_f32(t, buf, p->numel)) {
             rc = core_errorf(err, errlen, "%s: tensor %s has dtype %s (need F32, F16 or BF16)",
                              path, t->name, st_dtype_name(t->dtype));
+            break;
+        }
+        size_t bad = p->numel;
+        for (size_t i = 0; i < p->numel && bad == p->numel; i++)
+            if (!isfinite(buf[i])) bad = i;
+        if (bad < p->numel) {
+            rc = core_errorf(err, errlen,
+                             "%s: tensor %s holds a non-finite value (%s at element %zu of %zu); "
+                             "the checkpoint is broken (a run that diverged, or a damaged "
+                             "file): re-train or re-export it",
+                             path, t->name, isnan(buf[bad]) ? "NaN" : "Inf", bad, p->numel);
             break;
         }
         bert_param_set(m, k, buf);
@@ -221,7 +242,7 @@ int hf_export(const bert_model *m, const tok_tokenizer *tok, const char *dir, ch
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     const char *mk[1] = {"format"}, *mv[1] = {"pt"};
-    int rc = st_write(path, t, n, mk, mv, 1, err, errlen) == ST_OK ? 0 : -1;
+    int rc = st_write_checked(path, t, n, mk, mv, 1, err, errlen) == ST_OK ? 0 : -1;
     free(t), free(host);
     if (rc) return rc;
     if (m->cfg.kind == BERT_ARCH_HF) {

@@ -5,8 +5,10 @@
 #include "model/safetensors.h"
 
 #include "core/check.h"
+#include "core/hash.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,21 +150,34 @@ static st_status parse_tensor(st_tensor *t, const cJSON *e, const char *file, ui
     return ST_OK;
 }
 
+/* The reader runs on user files: an allocation failure is an error with a message, never an
+ * exit (core/check.h's x* wrappers are for the program's own data). */
+static st_status oom(const char *file, char *err, size_t errlen) {
+    core_errorf(err, errlen, "%s: out of memory while reading the header", file);
+    return ST_EIO;
+}
+
 static st_status parse_metadata(st_file *f, const cJSON *e, char *err, size_t errlen) {
     if (cJSON_IsNull(e)) return ST_OK;
     if (!cJSON_IsObject(e))
         return core_errorf(err, errlen, "%s: __metadata__ is not a JSON object", f->name),
                ST_EFORMAT;
     int n = cJSON_GetArraySize(e);
-    f->meta_keys = xcalloc((size_t)n + 1, sizeof(char *));
-    f->meta_values = xcalloc((size_t)n + 1, sizeof(char *));
+    f->meta_keys = calloc((size_t)n + 1, sizeof(char *));
+    f->meta_values = calloc((size_t)n + 1, sizeof(char *));
+    if (!f->meta_keys || !f->meta_values) return oom(f->name, err, errlen);
     for (const cJSON *it = e->child; it; it = it->next) {
-        if (!cJSON_IsString(it))
+        if (!cJSON_IsString(it) || !it->string)
             return core_errorf(err, errlen, "%s: __metadata__ value of '%s' is not a string",
-                               f->name, it->string),
+                               f->name, it->string ? it->string : "?"),
                    ST_EFORMAT;
-        f->meta_keys[f->nmeta] = xstrdup(it->string);
-        f->meta_values[f->nmeta] = xstrdup(it->valuestring);
+        char *k = strdup(it->string), *v = strdup(it->valuestring);
+        if (!k || !v) {
+            free(k), free(v);
+            return oom(f->name, err, errlen);
+        }
+        f->meta_keys[f->nmeta] = k;
+        f->meta_values[f->nmeta] = v;
         f->nmeta++;
     }
     return ST_OK;
@@ -171,12 +186,13 @@ static st_status parse_metadata(st_file *f, const cJSON *e, char *err, size_t er
 st_status st_parse(st_file *f, const void *buf, size_t len, const char *name, char *err,
                    size_t errlen) {
     memset(f, 0, sizeof *f);
-    f->name = xstrdup(name ? name : "(memory)");
     const unsigned char *b = buf;
     st_status rc = ST_OK;
     cJSON *root = NULL;
     span *spans = NULL;
     char **names = NULL;
+    f->name = strdup(name ? name : "(memory)");
+    if (!f->name) return oom(name ? name : "(memory)", err, errlen);
     if (len < 8) {
         core_errorf(err, errlen, "%s: %zu bytes: too short for the 8-byte header length", f->name,
                     len);
@@ -231,8 +247,14 @@ st_status st_parse(st_file *f, const void *buf, size_t len, const char *name, ch
     const unsigned char *data = b + 8 + hlen;
     const uint64_t data_len = (uint64_t)len - 8 - hlen;
     int n = cJSON_GetArraySize(root);
-    f->tensors = xcalloc((size_t)n + 1, sizeof(st_tensor));
-    spans = xcalloc((size_t)n + 1, sizeof(span));
+    f->data = data;
+    f->data_len = (size_t)data_len;
+    f->tensors = calloc((size_t)n + 1, sizeof(st_tensor));
+    spans = calloc((size_t)n + 1, sizeof(span));
+    if (!f->tensors || !spans) {
+        rc = oom(f->name, err, errlen);
+        goto out;
+    }
     bool seen_meta = false;
     for (const cJSON *e = root->child; e; e = e->next) {
         if (!e->string) {
@@ -254,13 +276,21 @@ st_status st_parse(st_file *f, const void *buf, size_t len, const char *name, ch
         uint64_t begin = 0, stop = 0;
         if ((rc = parse_tensor(t, e, f->name, data_len, &begin, &stop, err, errlen)) != ST_OK)
             goto out;
-        t->name = xstrdup(e->string);
+        t->name = strdup(e->string);
+        if (!t->name) {
+            rc = oom(f->name, err, errlen);
+            goto out;
+        }
         t->data = data + begin;
         spans[f->ntensors] = (span){begin, stop, f->ntensors};
         f->ntensors++;
     }
     /* names must be unique (JSON objects may repeat keys; cJSON keeps both) */
-    names = xcalloc((size_t)f->ntensors + 1, sizeof(char *));
+    names = calloc((size_t)f->ntensors + 1, sizeof(char *));
+    if (!names) {
+        rc = oom(f->name, err, errlen);
+        goto out;
+    }
     for (int i = 0; i < f->ntensors; i++)
         names[i] = f->tensors[i].name;
     qsort(names, (size_t)f->ntensors, sizeof(char *), name_cmp);
@@ -330,6 +360,40 @@ const char *st_meta_get(const st_file *f, const char *key) {
     for (int i = 0; i < f->nmeta; i++)
         if (strcmp(f->meta_keys[i], key) == 0) return f->meta_values[i];
     return NULL;
+}
+
+st_status st_verify(const st_file *f, bool *present, char *err, size_t errlen) {
+    *present = false;
+    const char *want = st_meta_get(f, ST_META_CHECKSUM);
+    if (!want) return ST_OK;
+    *present = true;
+    uint64_t w = 0;
+    size_t k = 0;
+    for (; k < 16; k++) {
+        char c = want[k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) break;
+        w = w << 4 | (uint64_t)d;
+    }
+    if (k != 16 || want[16] != '\0')
+        return core_errorf(err, errlen,
+                           "%s: __metadata__ %s is '%.40s', not 16 hex digits: the header was "
+                           "modified after the file was written; re-export or re-train it",
+                           f->name, ST_META_CHECKSUM, want),
+               ST_EFORMAT;
+    uint64_t got = core_hash64(f->data, f->data_len, 0);
+    if (got != w) {
+        char hw[17], hg[17];
+        core_hash_hex(w, hw);
+        core_hash_hex(got, hg);
+        return core_errorf(err, errlen,
+                           "%s: checksum mismatch: the tensor data hashes to %s but the file "
+                           "records %s (%s), so the file was modified or damaged after it was "
+                           "written; re-export or re-train it",
+                           f->name, hg, hw, ST_META_CHECKSUM),
+               ST_EFORMAT;
+    }
+    return ST_OK;
 }
 
 static float half_to_float(uint16_t h) {
@@ -440,9 +504,9 @@ static void sb_json_str(sbuf *s, const char *x) {
     sb_put(s, "\"", 1);
 }
 
-st_status st_write(const char *path, const st_write_tensor *tensors, int n,
-                   const char *const *meta_keys, const char *const *meta_values, int nmeta,
-                   char *err, size_t errlen) {
+static st_status write_impl(const char *path, const st_write_tensor *tensors, int n,
+                            const char *const *meta_keys, const char *const *meta_values, int nmeta,
+                            bool checksum, char *err, size_t errlen) {
     uint64_t *nbytes = xcalloc((size_t)n + 1, sizeof(uint64_t));
     sbuf h = {0};
     st_status rc = ST_OK;
@@ -483,7 +547,7 @@ st_status st_write(const char *path, const st_write_tensor *tensors, int n,
     }
     sb_puts(&h, "{");
     bool first = true;
-    if (nmeta > 0) {
+    if (nmeta > 0 || checksum) {
         sb_puts(&h, "\"__metadata__\":{");
         for (int i = 0; i < nmeta; i++) {
             if (!meta_keys[i] || !meta_values[i]) {
@@ -491,10 +555,28 @@ st_status st_write(const char *path, const st_write_tensor *tensors, int n,
                 rc = ST_EINVAL;
                 goto out;
             }
+            if (checksum && strcmp(meta_keys[i], ST_META_CHECKSUM) == 0) {
+                core_errorf(err, errlen, "%s: metadata key %s is the writer's own", path,
+                            ST_META_CHECKSUM);
+                rc = ST_EINVAL;
+                goto out;
+            }
             if (i) sb_puts(&h, ",");
             sb_json_str(&h, meta_keys[i]);
             sb_puts(&h, ":");
             sb_json_str(&h, meta_values[i]);
+        }
+        if (checksum) { /* the data section is the tensors' bytes in this order */
+            core_hash hs;
+            core_hash_init(&hs, 0);
+            for (int i = 0; i < n; i++)
+                if (nbytes[i]) core_hash_update(&hs, tensors[i].data, (size_t)nbytes[i]);
+            char hex[17];
+            core_hash_hex(core_hash_final(&hs), hex);
+            if (nmeta > 0) sb_puts(&h, ",");
+            sb_json_str(&h, ST_META_CHECKSUM);
+            sb_puts(&h, ":");
+            sb_json_str(&h, hex);
         }
         sb_puts(&h, "}");
         first = false;
@@ -540,8 +622,9 @@ st_status st_write(const char *path, const st_write_tensor *tensors, int n,
     for (int i = 0; ok && i < n; i++)
         if (nbytes[i]) ok = fwrite(tensors[i].data, 1, nbytes[i], af.fp) == nbytes[i];
     if (!ok) {
+        int e = errno;
         core_atomic_abort(&af);
-        core_errorf(err, errlen, "%s: write failed", path);
+        core_errorf(err, errlen, "%s: write failed: %s", path, strerror(e));
         rc = ST_EIO;
         goto out;
     }
@@ -555,4 +638,16 @@ out:
     free(h.p);
     free(nbytes);
     return rc;
+}
+
+st_status st_write(const char *path, const st_write_tensor *tensors, int n,
+                   const char *const *meta_keys, const char *const *meta_values, int nmeta,
+                   char *err, size_t errlen) {
+    return write_impl(path, tensors, n, meta_keys, meta_values, nmeta, false, err, errlen);
+}
+
+st_status st_write_checked(const char *path, const st_write_tensor *tensors, int n,
+                           const char *const *meta_keys, const char *const *meta_values, int nmeta,
+                           char *err, size_t errlen) {
+    return write_impl(path, tensors, n, meta_keys, meta_values, nmeta, true, err, errlen);
 }

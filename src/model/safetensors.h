@@ -7,6 +7,7 @@
 
 #include "core/fileio.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,6 +59,8 @@ typedef struct st_file {
     char **meta_keys; /* __metadata__, in header order */
     char **meta_values;
     int nmeta;
+    const unsigned char *data; /* the data section: every byte after the header */
+    size_t data_len;
 } st_file;
 
 /* Map and parse path. On failure f is left closed (st_close is still safe). */
@@ -69,6 +72,17 @@ void st_close(st_file *f); /* safe on a zeroed or closed st_file */
 
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta_get(const st_file *f, const char *key);
+
+/* The checksum cram writes into __metadata__ (st_write_checked): 16 lowercase hex digits of
+ * core_hash64 (64-bit FNV-1a, seed 0, core/hash.h) over the data section, i.e. over the bytes of
+ * every tensor in file order. Metadata values are strings, as the format requires. */
+#define ST_META_CHECKSUM "cram_data_fnv1a64"
+
+/* Check the data section against ST_META_CHECKSUM. ST_OK with *present = true when it matches,
+ * ST_OK with *present = false when the file carries no such key (a Hugging Face file, or one cram
+ * wrote before it added checksums), ST_EFORMAT with a message naming the file when the value is
+ * malformed or differs from the data (the file changed after it was written). */
+st_status st_verify(const st_file *f, bool *present, char *err, size_t errlen);
 
 /* Convert a F32, F16 or BF16 tensor to n floats (n must equal numel). -1 otherwise. */
 int st_tensor_to_f32(const st_tensor *t, float *out, size_t n);
@@ -89,5 +103,11 @@ typedef struct st_write_tensor {
 st_status st_write(const char *path, const st_write_tensor *tensors, int n,
                    const char *const *meta_keys, const char *const *meta_values, int nmeta,
                    char *err, size_t errlen);
+/* st_write with ST_META_CHECKSUM added after the caller's metadata: what cram writes for every
+ * model file (checkpoints, exports), so st_verify can tell a damaged file on load. The caller's
+ * keys must not include ST_META_CHECKSUM. */
+st_status st_write_checked(const char *path, const st_write_tensor *tensors, int n,
+                           const char *const *meta_keys, const char *const *meta_values, int nmeta,
+                           char *err, size_t errlen);
 
 #endif

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,175 @@ static double bitsd(uint64_t u) {
     double x;
     memcpy(&x, &u, sizeof x);
     return x;
+}
+
+/* ---- leftovers of killed or failed writes ----
+ * Atomic writes go to "<target>.tmp.<pid>" and are renamed into place; a process killed in
+ * between (or a crash) leaves that temporary behind: a training state is 3 x 4 bytes per
+ * parameter (1.3 GB for the full crammed-bert), a checkpoint folder a third of that. */
+
+/* The pid of a name that ends in ".tmp.<digits>", else 0. */
+static long tmp_pid(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    for (const char *n; (n = strstr(t + 1, ".tmp.")) != NULL;)
+        t = n;
+    const char *d = t + 5;
+    if (!*d) return 0;
+    long pid = 0;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9' || pid > 100000000L) return 0;
+        pid = pid * 10 + (*d - '0');
+    }
+    return pid;
+}
+
+/* When the process pid started (seconds since the epoch, from /proc), or -1 when unknown. */
+static double proc_start_time(long pid) {
+    char p[64], buf[1024];
+    snprintf(p, sizeof p, "/proc/%ld/stat", pid);
+    FILE *fp = fopen(p, "r");
+    if (!fp) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    const char *s = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (!s) return -1;
+    /* field 3 (state) follows ") "; starttime is field 22 */
+    unsigned long long start = 0;
+    int field = 2;
+    for (const char *c = s + 1; *c && field < 22; c++)
+        if (*c == ' ') {
+            field++;
+            if (field == 22) start = strtoull(c + 1, NULL, 10);
+        }
+    if (field != 22) return -1;
+    fp = fopen("/proc/stat", "r");
+    if (!fp) return -1;
+    long long btime = -1;
+    char line[256];
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "btime %lld", &btime) == 1) break;
+    fclose(fp);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (btime < 0 || hz <= 0) return -1;
+    return (double)btime + (double)start / (double)hz;
+}
+
+/* Whether the temporary full (pid in its name, last written at mtime) can no longer be finished
+ * by the process that wrote it; why says how we know. Our own pid is never stale here. */
+static bool tmp_is_stale(long pid, double mtime, char *why, size_t whylen) {
+    if (pid == (long)getpid()) return false;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) {
+        snprintf(why, whylen, "process %ld is gone", pid);
+        return true;
+    }
+    /* start times from /proc are good to a second; give them two */
+    double started = proc_start_time(pid);
+    if (started > 0 && mtime < started - 2) {
+        snprintf(why, whylen, "process %ld started after it was last written: the pid was reused",
+                 pid);
+        return true;
+    }
+    double self = proc_start_time((long)getpid());
+    if (self > 0 && mtime < self - 2) {
+        snprintf(why, whylen, "last written before this run started");
+        return true;
+    }
+    return false;
+}
+
+/* Remove path: a file, or a folder with everything in it (links are removed, not followed).
+ * Adds the bytes freed to *bytes. */
+static int remove_tree(const char *path, uint64_t *bytes) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlink(path) != 0) return -1;
+        *bytes += (uint64_t)st.st_size;
+        return 0;
+    }
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char sub[2 * CORE_PATH_MAX];
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        if (remove_tree(sub, bytes)) rc = -1;
+    }
+    closedir(d);
+    if (rmdir(path) != 0) rc = -1;
+    return rc;
+}
+
+/* Remove the stale temporaries in dir whose names start with prefix (every one when prefix is
+ * ""), logging each; returns how many were removed. */
+static int remove_stale_in(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
+        long pid = tmp_pid(e->d_name);
+        if (pid <= 0) continue;
+        char full[2 * CORE_PATH_MAX], why[160];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(full, &st) != 0) continue;
+        double mtime = (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec;
+        if (!tmp_is_stale(pid, mtime, why, sizeof why)) continue;
+        uint64_t bytes = 0;
+        bool folder = S_ISDIR(st.st_mode);
+        if (remove_tree(full, &bytes) == 0) {
+            core_log_info("Removed the leftover of an interrupted write: %s %s (%s; %.1f MB).",
+                          folder ? "folder" : "file", full, why, (double)bytes / 1e6);
+            removed++;
+        } else {
+            core_log_warn("Cannot remove the leftover of an interrupted write %s (%s): %s", full,
+                          why, strerror(errno));
+        }
+    }
+    closedir(d);
+    return removed;
+}
+
+/* The folder and the name of path. */
+static void split_path(const char *path, char *dir, size_t dirlen, char *base, size_t baselen) {
+    const char *slash = strrchr(path, '/');
+    if (slash) {
+        snprintf(dir, dirlen, "%.*s", (int)(slash - path), path);
+        if (!dir[0]) snprintf(dir, dirlen, "/");
+        snprintf(base, baselen, "%s", slash + 1);
+    } else {
+        snprintf(dir, dirlen, ".");
+        snprintf(base, baselen, "%s", path);
+    }
+}
+
+/* Leftovers of the training state at path: "<state>.tmp.<pid>" and the gradient side files'
+ * "<state>.grads-<step>.tmp.<pid>". */
+static int remove_stale_state(const char *state_path) {
+    char dir[CORE_PATH_MAX], base[CORE_PATH_MAX];
+    split_path(state_path, dir, sizeof dir, base, sizeof base);
+    return remove_stale_in(dir, base);
+}
+
+static void checkpoints_dir(char *out, size_t outlen, const cfg_node *cfg) {
+    const char *base = "outputs", *name = "default";
+    cfg_node *bn = cfg_get(cfg, "base_dir"), *nn = cfg_get(cfg, "name");
+    if (bn && bn->type == CFG_STR) base = bn->s;
+    if (nn && nn->type == CFG_STR) name = nn->s;
+    snprintf(out, outlen, "%s/%s/checkpoints", base, name);
+}
+
+int ckpt_remove_stale(const char *base_dir, const char *name) {
+    char dir[CORE_PATH_MAX], state[CORE_PATH_MAX + 32];
+    snprintf(dir, sizeof dir, "%s/%s/checkpoints", base_dir, name);
+    snprintf(state, sizeof state, "%s/%s/intermediate_state.bin", base_dir, name);
+    return remove_stale_in(dir, "") + remove_stale_state(state);
 }
 
 uint64_t ckpt_model_hash(const bert_model *m) {
@@ -126,6 +296,7 @@ done:
 
 int ckpt_save_state(const char *path, const bert_model *m, const train_progress *p, char *err,
                     size_t errlen) {
+    remove_stale_state(path);
     const ops *o = m->ops;
     size_t n = m->numel;
     float *host = malloc(3 * n * sizeof(float));
@@ -289,7 +460,7 @@ static int write_model(const char *path, const bert_model *m, char *err, size_t 
             t[k++] = (st_write_tensor){p->alias, ST_F32, p->ndim, p->shape, host + p->offset};
     }
     const char *mk[] = {"format"}, *mv[] = {"pt"};
-    st_status st = st_write(path, t, k, mk, mv, 1, err, errlen);
+    st_status st = st_write_checked(path, t, k, mk, mv, 1, err, errlen);
     free(host), free(t), free(names);
     return st == ST_OK ? 0 : -1;
 }
@@ -338,10 +509,8 @@ static int move_files(const char *from, const char *to, char *err, size_t errlen
 
 int ckpt_save_final(char *out, size_t outlen, const cfg_node *cfg, const bert_model *m,
                     const tok_tokenizer *tok, double loss, bool dryrun, char *err, size_t errlen) {
-    const char *base = "outputs", *name = "default";
-    cfg_node *bn = cfg_get(cfg, "base_dir"), *nn = cfg_get(cfg, "name");
-    if (bn && bn->type == CFG_STR) base = bn->s;
-    if (nn && nn->type == CFG_STR) name = nn->s;
+    char ckdir[CORE_PATH_MAX];
+    checkpoints_dir(ckdir, sizeof ckdir, cfg);
     char arch_names[256] = "";
     cfg_node *an = cfg_get(cfg, "arch.architectures");
     if (an && an->type == CFG_LIST)
@@ -351,33 +520,41 @@ int ckpt_save_final(char *out, size_t outlen, const cfg_node *cfg, const bert_mo
     if (!arch_names[0]) snprintf(arch_names, sizeof arch_names, "%s", m->cfg.arch_name);
     char date[16];
     core_local_time_format(date, sizeof date, time(NULL), "%Y-%m-%d");
-    if (snprintf(out, outlen, "%s/%s/checkpoints/%s_%s_%.4f", base, name, arch_names, date, loss) >=
-        (int)outlen) {
+    if (snprintf(out, outlen, "%s/%s_%s_%.4f", ckdir, arch_names, date, loss) >= (int)outlen) {
         snprintf(err, errlen, "checkpoint path too long");
         return -1;
     }
-    if (dryrun) return core_mkdir_p(out, err, errlen);
+    /* a dry run writes no model, and no folder either: an empty one would be a checkpoint
+     * without files for eval.checkpoint=latest to find */
+    if (dryrun) return 0;
+    remove_stale_in(ckdir, "");
 
     char tmp[CORE_PATH_MAX + 32], path[CORE_PATH_MAX + 64];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
     if (core_mkdir_p(tmp, err, errlen)) return -1;
     char terr[TOK_ERRLEN] = "";
+    int rc = -1;
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
-    if (write_model(path, m, err, errlen)) return -1;
+    if (write_model(path, m, err, errlen)) goto fail;
     snprintf(path, sizeof path, "%s/model_config.json", tmp);
-    if (write_model_config(path, cfg, m->cfg.V, err, errlen)) return -1;
+    if (write_model_config(path, cfg, m->cfg.V, err, errlen)) goto fail;
     if (tok_save(tok, tmp, terr) != TOK_OK) {
         snprintf(err, errlen, "saving the tokenizer to %s: %s", tmp, terr);
-        return -1;
+        goto fail;
     }
     /* a fresh folder appears whole; an existing one (same day, same loss) gets each file
      * replaced atomically */
     if (rename(tmp, out) == 0) return 0;
     if (errno != EEXIST && errno != ENOTEMPTY) {
         snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, out, strerror(errno));
-        return -1;
+        goto fail;
     }
-    if (move_files(tmp, out, err, errlen)) return -1;
-    rmdir(tmp);
-    return 0;
+    if (move_files(tmp, out, err, errlen) == 0) rc = 0;
+fail : /* a failed write (a full disk, a file size limit) leaves no half-written folder behind */
+{
+    uint64_t bytes = 0;
+    if (remove_tree(tmp, &bytes) != 0)
+        core_log_warn("cannot remove the temporary folder %s: %s", tmp, strerror(errno));
+}
+    return rc;
 }

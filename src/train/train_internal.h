@@ -43,9 +43,20 @@ int ckpt_save_state(const char *path, const bert_model *m, const train_progress 
 int ckpt_load_state(const char *path, bert_model *m, train_progress *p, char *err, size_t errlen);
 
 /* The final checkpoint folder <base>/<name>/checkpoints/<ArchNames>_<date>_<loss %.4f>/ with
- * model.safetensors, model_config.json and the tokenizer files; only the folder when dryrun.
- * out receives its path. */
+ * model.safetensors (with a checksum of its data, st_write_checked), model_config.json and the
+ * tokenizer files, written as "<folder>.tmp.<pid>" and renamed into place; a failed write
+ * removes that temporary folder. out receives the path; a dry run writes nothing (out still
+ * gets the path the folder would have). */
 int ckpt_save_final(char *out, size_t outlen, const cfg_node *cfg, const bert_model *m,
                     const tok_tokenizer *tok, double loss, bool dryrun, char *err, size_t errlen);
+
+/* Remove the leftovers of writes that a killed or crashed run of this name left behind:
+ * "<folder>.tmp.<pid>" in <base_dir>/<name>/checkpoints/ and the training state's
+ * "intermediate_state.bin[.grads-<step>].tmp.<pid>" in <base_dir>/<name>/, each when no process
+ * with that pid runs, the process with that pid started after the file was last written, or the
+ * file was last written before this process started. Logs one line per removal; returns the
+ * count. ckpt_save_state and ckpt_save_final do this themselves before they write; call it at
+ * the start of a run (rank 0) to free the space at once. */
+int ckpt_remove_stale(const char *base_dir, const char *name);
 
 #endif
