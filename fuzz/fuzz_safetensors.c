@@ -1,8 +1,9 @@
 /* libFuzzer target for the safetensors reader: any byte string must parse or fail with a
  * message, never crash, leak or read outside the buffer; an accepted file's tensors must lie
- * inside it and convert without faults. */
+ * inside it and convert without faults, and its checksum check must answer without faults. */
 #include "model/safetensors.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         for (int i = 0; i < f.nmeta; i++)
             if (!st_meta_get(&f, f.meta_keys[i])) abort();
+        /* the payload checksum: absent, matching, or a mismatch with a message */
+        bool present = false;
+        char verr[256] = "";
+        if (st_verify(&f, &present, verr, sizeof verr) != ST_OK && verr[0] == 0) abort();
     } else if (err[0] == 0) {
         abort(); /* every failure carries a message */
     }

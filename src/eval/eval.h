@@ -116,7 +116,9 @@ int glue_batch(const glue_encoded *e, const size_t *idx, int B, int32_t pad_id, 
 cfg_node *hf_read_config(const char *dir, char *err, size_t errlen);
 /* Copy every tensor of <dir>/model.safetensors whose name (with or without a `bert.` prefix)
  * names a model parameter; shape mismatches are errors naming the file. nloaded and nmissing count
- * model parameters found / left at their init (may be NULL). Logs the unexpected keys. */
+ * model parameters found / left at their init (may be NULL). Logs the unexpected keys. A file
+ * whose __metadata__ records cram's payload checksum must match it; any non-finite value in a
+ * loaded tensor is an error naming the tensor (the checkpoint is broken). */
 int hf_load_weights(bert_model *m, const char *path, int *nloaded, int *nmissing, char *err,
                     size_t errlen);
 /* Write the model (BERT_ARCH_HF or crammed) as a Hugging Face folder: config.json,
