@@ -1,6 +1,8 @@
 // libFuzzer target for src/data's readers of user files: the rows-file header and checksum
-// (store_rows_open with full verification, then every row read back), and the document reader
-// over the same bytes as plain text in each document mode, as JSON lines, and as zstd input.
+// (store_rows_open with full verification, then every row read back), the document reader over
+// the same bytes as plain text in each document mode, as JSON lines, and as zstd input (each
+// file's text check included), and store_open with the bytes as meta.json of a small store whose
+// rows and tokenizer files are valid (its store version, statistics and tokenizer checksums).
 //
 //   CC=clang cmake -S . -B build-fuzz -DCRAM_FUZZ=ON -DCRAM_CUDA=OFF
 //   cmake --build build-fuzz --target fuzz_data
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "data/data.h"
@@ -41,11 +44,43 @@ static void read_docs(const char *path, src_format fmt, src_docmode dm) {
     src_list_free(&l);
 }
 
+/* dir/store: train.bin (4 rows), valid.bin (2 rows) of 4 ids below 9, and a 9-token WordPiece
+ * tokenizer; fuzz/corpus/data/meta-v2.json is a meta.json that opens it. */
+static void make_store(void) {
+    char p[PATH_MAX + 64], err[DATA_ERRLEN];
+    snprintf(p, sizeof p, "%s/store", dir);
+    if (mkdir(p, 0777) != 0) abort();
+    static const int32_t rows[6 * 4] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2,
+                                        3, 4, 5, 6, 7, 8, 0, 1, 2, 3, 4, 5};
+    const char *names[2] = {"train.bin", "valid.bin"};
+    for (int k = 0; k < 2; k++) {
+        store_writer w;
+        snprintf(p, sizeof p, "%s/store/%s", dir, names[k]);
+        if (store_writer_open(&w, p, 9, 4, err, sizeof err) ||
+            store_writer_append(&w, rows + 16 * k, k ? 2 : 4, err, sizeof err) ||
+            store_writer_finish(&w, err, sizeof err))
+            abort();
+    }
+    static const char *const v[] = {"<pad>", "<s>",    "</s>", "<unk>", "<cls>",
+                                    "<sep>", "<mask>", "a",    "##b"};
+    uint32_t lens[9];
+    for (int i = 0; i < 9; i++)
+        lens[i] = (uint32_t)strlen(v[i]);
+    tok_options o;
+    tok_options_default(&o);
+    tok_tokenizer *t = NULL;
+    char te[TOK_ERRLEN];
+    snprintf(p, sizeof p, "%s/store/tokenizer", dir);
+    if (tok_create(&t, &o, te) || tok_set_vocab(t, v, lens, 9, te) || tok_save(t, p, te)) abort();
+    tok_free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!dir[0]) {
         const char *t = getenv("TMPDIR");
         snprintf(dir, sizeof dir, "%s/cram-fuzz-data-XXXXXX", t && *t ? t : "/tmp");
         if (!mkdtemp(dir)) abort();
+        make_store();
     }
     char p[PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/rows.bin", dir);
@@ -69,5 +104,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     snprintf(p, sizeof p, "%s/docs.jsonl.zst", dir);
     if (write_file(p, data, size) == 0) read_docs(p, SRC_JSONL, SRC_DOC_LINE);
+    snprintf(p, sizeof p, "%s/store/meta.json", dir);
+    if (write_file(p, data, size) == 0) {
+        store s;
+        char err[DATA_ERRLEN], sdir[PATH_MAX + 16];
+        snprintf(sdir, sizeof sdir, "%s/store", dir);
+        if (store_open(&s, sdir, STORE_VERIFY_FULL, err, sizeof err) == 0) store_close(&s);
+    }
     return 0;
 }

@@ -1,6 +1,8 @@
 /* libFuzzer target for the tokenizer: normalize + encode + decode (WordPiece, BERT and byte-level
- * BPE tokenizers built from small vocabularies), and the tokenizer.json / vocab.txt readers.
- * The first input byte picks the path. Build: CC=clang cmake -B build-fuzz -DCRAM_FUZZ=ON. */
+ * BPE tokenizers built from small vocabularies), and the tokenizer.json / vocab.txt readers (with
+ * their duplicate-token checks). The first input byte picks the path; every input also goes
+ * through the is-it-text check that corpus files get (tok_text_check). Build: CC=clang cmake -B
+ * build-fuzz -DCRAM_FUZZ=ON. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *s = (const char *)data + 1;
     size_t n = size - 1;
     char err[TOK_ERRLEN];
+    if (tok_text_check(s, n, data[0] & 1, "fuzz input", err, sizeof err) == 0 && err[0]) abort();
     tok_tokenizer *t = NULL;
     switch (data[0] % 5) {
     case 0: {

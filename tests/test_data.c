@@ -467,6 +467,114 @@ static void test_sources(void **state) {
     src_list_free(&l);
 }
 
+/* Files that are not UTF-8 text are refused before any of their documents is read: UTF-16 (with
+ * and without a byte order mark, also inside zstd), random bytes, an ELF header; a few bad bytes
+ * in real text only warn. */
+static void test_sources_not_text(void **state) {
+    (void)state;
+    char p[512], err[DATA_ERRLEN], docs[16][256];
+    const char *line = "The words of the text go on and on, line after line.\n\n";
+    size_t ln = strlen(line), reps = 200;
+    uint8_t *u16 = malloc(2 + 2 * ln * reps), *txt = malloc(ln * reps);
+    size_t n16 = 0;
+    u16[n16++] = 0xFF, u16[n16++] = 0xFE;
+    for (size_t r = 0; r < reps; r++)
+        for (size_t k = 0; k < ln; k++)
+            u16[n16++] = (uint8_t)line[k], u16[n16++] = 0, txt[r * ln + k] = (uint8_t)line[k];
+    src_list l = {0};
+    tpath(p, sizeof p, "u16.txt");
+    write_bytes(p, u16, n16);
+    assert_int_equal(src_list_add(&l, "u", p, SRC_TEXT, SRC_DOC_BLANK_LINE, NULL, err, sizeof err),
+                     0);
+    assert_int_equal(read_all(&l, docs, 16, err), -1);
+    assert_non_null(strstr(err, p));
+    assert_non_null(strstr(err, "looks like UTF-16"));
+    assert_non_null(strstr(err, "iconv -f UTF-16 -t UTF-8"));
+    src_list_free(&l);
+    /* no byte order mark: the NUL pattern */
+    tpath(p, sizeof p, "u16le.txt");
+    write_bytes(p, u16 + 2, n16 - 2);
+    assert_int_equal(src_list_add(&l, "u", p, SRC_TEXT, SRC_DOC_LINE, NULL, err, sizeof err), 0);
+    assert_int_equal(read_all(&l, docs, 16, err), -1);
+    assert_non_null(strstr(err, "UTF-16 (little-endian, no byte order mark)"));
+    src_list_free(&l);
+    /* UTF-16 inside zstd (JSON lines) */
+    tpath(p, sizeof p, "u16.jsonl.zst");
+    size_t cap = ZSTD_compressBound(n16);
+    void *z = malloc(cap);
+    size_t zn = ZSTD_compress(z, cap, u16, n16, 3);
+    write_bytes(p, z, zn);
+    free(z);
+    assert_int_equal(src_list_add(&l, "u", p, SRC_JSONL, SRC_DOC_LINE, "text", err, sizeof err), 0);
+    assert_int_equal(read_all(&l, docs, 16, err), -1);
+    assert_non_null(strstr(err, "u16.jsonl.zst (after zstd decompression) looks like UTF-16"));
+    src_list_free(&l);
+    /* random bytes after a line of text: the offset and line of the first bad byte */
+    uint8_t rnd[65536];
+    core_rng r;
+    core_rng_init(&r, 7, 0, 0, 0);
+    for (size_t k = 0; k < sizeof rnd; k++)
+        rnd[k] = (uint8_t)core_rng_u64(&r);
+    memcpy(rnd, "a line of text\n", 15);
+    rnd[15] = 0x80; /* a stray continuation byte */
+    tpath(p, sizeof p, "random.bin");
+    write_bytes(p, rnd, sizeof rnd);
+    assert_int_equal(src_list_add(&l, "r", p, SRC_TEXT, SRC_DOC_FILE, NULL, err, sizeof err), 0);
+    assert_int_equal(read_all(&l, docs, 16, err), -1);
+    assert_non_null(strstr(err, "random.bin does not look like text"));
+    assert_non_null(strstr(err, "offset 15 (line 2), byte 0x80"));
+    src_list_free(&l);
+    memcpy(rnd,
+           "\x7F"
+           "ELF",
+           4);
+    tpath(p, sizeof p, "a.out");
+    write_bytes(p, rnd, sizeof rnd);
+    assert_int_equal(src_list_add(&l, "r", p, SRC_TEXT, SRC_DOC_FILE, NULL, err, sizeof err), 0);
+    assert_int_equal(read_all(&l, docs, 16, err), -1);
+    assert_non_null(strstr(err, "executable"));
+    src_list_free(&l);
+    /* a few bad bytes in 11 KB of text: read, with a warning */
+    txt[100] = 0xFF, txt[200] = 0;
+    tpath(p, sizeof p, "few.txt");
+    write_bytes(p, txt, ln * reps);
+    assert_int_equal(src_list_add(&l, "f", p, SRC_TEXT, SRC_DOC_BLANK_LINE, NULL, err, sizeof err),
+                     0);
+    assert_int_equal(read_all(&l, docs, 16, err), (int)reps);
+    src_list_free(&l);
+    free(u16);
+    free(txt);
+    /* a text file past the checked window (and past the reader's first buffer) is read whole */
+    tpath(p, sizeof p, "big.txt");
+    FILE *fp = fopen(p, "wb");
+    assert_non_null(fp);
+    size_t bytes = 0, lines = 0;
+    while (bytes < TOK_TEXT_CHECK_BYTES + (1u << 20) + 12345) {
+        int w = fprintf(fp, "line %zu of a long file, caf\xc3\xa9 and so on\n", lines++);
+        bytes += (size_t)w;
+    }
+    fclose(fp);
+    assert_int_equal(src_list_add(&l, "b", p, SRC_TEXT, SRC_DOC_LINE, NULL, err, sizeof err), 0);
+    src_reader *rd;
+    assert_int_equal(src_reader_open(&rd, &l, err, sizeof err), 0);
+    const char *d;
+    size_t dn, got = 0, last_len = 0;
+    char last[64] = "";
+    while (src_reader_next(rd, &d, &dn, err, sizeof err) == 1) {
+        got++;
+        last_len = dn;
+        snprintf(last, sizeof last, "%.*s", (int)(dn < 60 ? dn : 60), d);
+    }
+    assert_int_equal(got, lines);
+    assert_int_equal(src_reader_bytes(rd), bytes);
+    char want[64];
+    snprintf(want, sizeof want, "line %zu of a long file, caf\xc3\xa9 and so on", lines - 1);
+    assert_string_equal(last, want);
+    assert_int_equal(last_len, strlen(want));
+    src_reader_close(rd);
+    src_list_free(&l);
+}
+
 /* ---- end to end --------------------------------------------------------------------------- */
 /* ~400 KB of English-like text: Zipf-distributed invented words, sentences ending in ".",
  * paragraphs separated by blank lines, some exact duplicates, invalid UTF-8 and a NUL byte. */
@@ -713,6 +821,166 @@ static void test_pipeline_errors(void **state) {
     cfg_free(cfg);
 }
 
+/* A UTF-16 corpus stops the build at reading, with the file and the encoding named (it used to
+ * reach tokenizer training and fail with "corpus too small for this vocabulary"); so does a
+ * binary one (which used to build a store of control-character junk). */
+static void test_pipeline_not_text(void **state) {
+    (void)state;
+    if (!config_available()) skip();
+    char p[512], ip[600], err[DATA_ERRLEN];
+    const char *dirs[] = {"nt", "nt/corpora", "nt/corpora/kjv"};
+    for (int k = 0; k < 3; k++)
+        mkdir(tpath(p, sizeof p, dirs[k]), 0777);
+    const char *line = "And the words went on, and the text was long enough to learn from.\n\n";
+    size_t ln = strlen(line), reps = 20000, n = 2;
+    uint8_t *u16 = malloc(2 + 2 * ln * reps);
+    u16[0] = 0xFF, u16[1] = 0xFE;
+    for (size_t r = 0; r < reps; r++)
+        for (size_t k = 0; k < ln; k++)
+            u16[n++] = (uint8_t)line[k], u16[n++] = 0;
+    tpath(p, sizeof p, "nt/corpora/kjv/bible16.txt");
+    write_bytes(p, u16, n);
+    free(u16);
+    snprintf(ip, sizeof ip, "impl.path=%s/nt", tmp_root);
+    cfg_node *cfg = compose(ip, NULL);
+    store s;
+    assert_int_equal(data_prepare(&s, cfg, STORE_VERIFY_AUTO, err, sizeof err), -1);
+    assert_non_null(strstr(err, "bible16.txt looks like UTF-16"));
+    assert_null(strstr(err, "too small"));
+    /* 2 MB of random bytes */
+    uint8_t *rnd = malloc(2 << 20);
+    core_rng r;
+    core_rng_init(&r, 11, 0, 0, 0);
+    for (size_t k = 0; k < (2u << 20); k++)
+        rnd[k] = (uint8_t)core_rng_u64(&r);
+    write_bytes(p, rnd, 2 << 20);
+    free(rnd);
+    assert_int_equal(data_prepare(&s, cfg, STORE_VERIFY_AUTO, err, sizeof err), -1);
+    assert_non_null(strstr(err, "bible16.txt does not look like text"));
+    assert_non_null(strstr(err, "offset 0 (line 1)"));
+    cfg_free(cfg);
+}
+
+static void flip_byte(const char *path, long off) {
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    fseek(fp, off, SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, off, SEEK_SET);
+    fputc(c ^ 0x20, fp);
+    fclose(fp);
+}
+
+static void copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    fclose(b);
+}
+
+/* The store records the size and checksum of each tokenizer file and checks them on every open:
+ * a changed byte in any of them, or a missing tokenizer.json (which used to fall back silently to
+ * vocab.txt with BERT's rules), is an error naming the file and how to rebuild. A version 1 store
+ * (no checksums) still opens, marked unchecked. */
+static void test_store_tokenizer_files(void **state) {
+    (void)state;
+    if (!config_available()) skip();
+    char p[CORE_PATH_MAX + 64], ip[600], err[DATA_ERRLEN], dir[CORE_PATH_MAX];
+    const char *dirs[] = {"tk", "tk/corpora"};
+    for (int k = 0; k < 2; k++)
+        mkdir(tpath(p, sizeof p, dirs[k]), 0777);
+    make_corpus(tpath(p, sizeof p, "tk/corpora/kjv"), 200000);
+    snprintf(ip, sizeof ip, "impl.path=%s/tk", tmp_root);
+    cfg_node *cfg = compose(ip, NULL);
+    store s;
+    if (data_prepare(&s, cfg, STORE_VERIFY_AUTO, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(s.version, STORE_DIR_VERSION);
+    assert_false(s.tok_unchecked);
+    assert_int_equal(s.tok_files, 4); /* tokenizer.json, vocab.txt and the two configs */
+    snprintf(dir, sizeof dir, "%s", s.dir);
+    store_close(&s);
+    /* meta.json says so */
+    char *meta;
+    size_t mn;
+    snprintf(p, sizeof p, "%s/meta.json", dir);
+    assert_int_equal(core_read_file(p, &meta, &mn, err, sizeof err), 0);
+    assert_non_null(strstr(meta, "\"store_version\":\t2"));
+    assert_non_null(strstr(meta, "\"tokenizer_files\""));
+    assert_non_null(strstr(meta, "\"vocab.txt\""));
+    assert_non_null(strstr(meta, "\"fnv1a64\""));
+
+    const char *names[] = {"vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                           "special_tokens_map.json"};
+    char saved[CORE_PATH_MAX + 80];
+    for (int k = 0; k < 4; k++) {
+        /* one changed byte (same size): refused by every verify mode */
+        snprintf(p, sizeof p, "%s/tokenizer/%s", dir, names[k]);
+        snprintf(saved, sizeof saved, "%s.orig", p);
+        copy_file(p, saved);
+        flip_byte(p, 30);
+        assert_int_equal(store_open(&s, dir, STORE_VERIFY_QUICK, err, sizeof err), -1);
+        char want[128];
+        snprintf(want, sizeof want, "tokenizer/%s changed after the store was built", names[k]);
+        assert_non_null(strstr(err, want));
+        assert_non_null(strstr(err, "rm -rf"));
+        assert_non_null(strstr(err, dir));
+        copy_file(saved, p);
+        unlink(saved);
+    }
+    /* restored: it opens again */
+    assert_int_equal(store_open(&s, dir, STORE_VERIFY_FULL, err, sizeof err), 0);
+    store_close(&s);
+    /* tokenizer.json gone: an error, not vocab.txt with BERT's rules */
+    snprintf(p, sizeof p, "%s/tokenizer/tokenizer.json", dir);
+    snprintf(saved, sizeof saved, "%s.orig", p);
+    assert_int_equal(rename(p, saved), 0);
+    assert_int_equal(data_prepare(&s, cfg, STORE_VERIFY_AUTO, err, sizeof err), -1);
+    assert_non_null(strstr(err, "tokenizer/tokenizer.json is missing"));
+    assert_non_null(strstr(err, "delete the folder"));
+    assert_int_equal(rename(saved, p), 0);
+
+    /* a version 1 store: same folder, meta.json without checksums */
+    char *v1 = strdup(meta);
+    char *at = strstr(v1, "\"store_version\":\t2");
+    at[strlen("\"store_version\":\t")] = '1';
+    char *tf = strstr(v1, ",\n\t\"tokenizer_files\"");
+    assert_non_null(tf);
+    char *end = strstr(tf, "\n\t}");
+    assert_non_null(end);
+    memmove(tf, end + 3, strlen(end + 3) + 1);
+    snprintf(p, sizeof p, "%s/meta.json", dir);
+    write_text(p, v1);
+    if (store_open(&s, dir, STORE_VERIFY_FULL, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(s.version, 1);
+    assert_true(s.tok_unchecked);
+    assert_int_equal(s.tok_files, 0);
+    store_close(&s);
+    /* ... but a missing tokenizer.json is an error there too */
+    snprintf(p, sizeof p, "%s/tokenizer/tokenizer.json", dir);
+    assert_int_equal(rename(p, saved), 0);
+    assert_int_equal(store_open(&s, dir, STORE_VERIFY_AUTO, err, sizeof err), -1);
+    assert_non_null(strstr(err, "tokenizer/tokenizer.json is missing"));
+    assert_int_equal(rename(saved, p), 0);
+    /* an unknown store version */
+    at = strstr(v1, "\"store_version\":\t1");
+    at[strlen("\"store_version\":\t")] = '7';
+    snprintf(p, sizeof p, "%s/meta.json", dir);
+    write_text(p, v1);
+    assert_int_equal(store_open(&s, dir, STORE_VERIFY_AUTO, err, sizeof err), -1);
+    assert_non_null(strstr(err, "store version 7"));
+    write_text(p, meta);
+    assert_int_equal(store_open(&s, dir, STORE_VERIFY_AUTO, err, sizeof err), 0);
+    store_close(&s);
+    free(v1);
+    free(meta);
+    cfg_free(cfg);
+}
+
 /* ---- harness ------------------------------------------------------------------------------ */
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st, (void)flag, (void)ftw;
@@ -745,6 +1013,9 @@ int main(void) {
         cmocka_unit_test(test_end_to_end),
         cmocka_unit_test(test_rebuild_identical),
         cmocka_unit_test(test_pipeline_errors),
+        cmocka_unit_test(test_sources_not_text),
+        cmocka_unit_test(test_pipeline_not_text),
+        cmocka_unit_test(test_store_tokenizer_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

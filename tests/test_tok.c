@@ -872,8 +872,201 @@ static void test_bad_input(void **state) {
     tok_free(x);
 }
 
+/* ---------------- duplicate vocabulary entries ---------------- */
+static void test_vocab_duplicates(void **state) {
+    (void)state;
+    char err[TOK_ERRLEN];
+    tok_tokenizer *x = NULL;
+    /* vocab.txt: the second "the" (line 5) repeats line 3; trailing white space is trimmed, so
+     * "a \n" repeats "a" */
+    const char *v = "[PAD]\n[UNK]\nthe\n##s\nthe\nx\n";
+    assert_int_equal(tok_load_vocab_txt_mem(&x, v, strlen(v), NULL, err), TOK_EFORMAT);
+    assert_null(x);
+    assert_non_null(strstr(err, "\"the\""));
+    assert_non_null(strstr(err, "line 5"));
+    assert_non_null(strstr(err, "line 3"));
+    const char *v2 = "[UNK]\na\nb\na \n";
+    assert_int_equal(tok_load_vocab_txt_mem(&x, v2, strlen(v2), NULL, err), TOK_EFORMAT);
+    assert_non_null(strstr(err, "line 4"));
+    const char *ok = "[PAD]\n[UNK]\nthe\n##the\nThe\n";
+    assert_int_equal(tok_load_vocab_txt_mem(&x, ok, strlen(ok), NULL, err), TOK_OK);
+    tok_free(x);
+    /* tokenizer.json: one key twice in model.vocab, with two ids */
+    const char *j = "{\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"<unk>\",\n"
+                    "\"vocab\":{\n\"<unk>\":0,\n\"ab\":1,\n\"c\":2,\n\"ab\": 3}},\n"
+                    "\"pre_tokenizer\":{\"type\":\"Whitespace\"}}";
+    assert_int_equal(tok_load_tokenizer_json_mem(&x, j, strlen(j), err), TOK_EFORMAT);
+    assert_null(x);
+    assert_non_null(strstr(err, "\"ab\""));
+    assert_non_null(strstr(err, "ids 1 and 3"));
+    assert_non_null(strstr(err, "lines 4 and 6"));
+    /* through tok_load: the message names the file */
+    char dir[] = "/tmp/cram_tok_dup_XXXXXX", p[600];
+    assert_non_null(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/vocab.txt", dir);
+    FILE *f = fopen(p, "wb");
+    fputs(v, f);
+    fclose(f);
+    assert_int_equal(tok_load(&x, dir, err), TOK_EFORMAT);
+    assert_non_null(strstr(err, p));
+    assert_non_null(strstr(err, "line 5"));
+    unlink(p);
+    rmdir(dir);
+}
+
+/* A folder tok_save wrote (tokenizer_config.json says cram_tokenizer) without its tokenizer.json
+ * is an error: vocab.txt alone would load with BERT's rules, another tokenizer. */
+static void test_no_silent_fallback(void **state) {
+    (void)state;
+    char err[TOK_ERRLEN], dir[] = "/tmp/cram_tok_fb_XXXXXX", p[600];
+    assert_non_null(mkdtemp(dir));
+    const char *v[] = {"<pad>", "<s>", "</s>", "<unk>", "<cls>", "<sep>", "<mask>", "a", "b"};
+    uint32_t l[] = {5, 3, 4, 5, 5, 5, 6, 1, 1};
+    tok_options o;
+    tok_options_default(&o);
+    tok_tokenizer *t = NULL, *x = NULL;
+    assert_int_equal(tok_create(&t, &o, err), 0);
+    assert_int_equal(tok_set_vocab(t, v, l, 9, err), 0);
+    assert_int_equal(tok_save(t, dir, err), 0);
+    assert_int_equal(tok_load(&x, dir, err), 0);
+    tok_free(x);
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    unlink(p);
+    x = NULL;
+    assert_int_not_equal(tok_load(&x, dir, err), 0);
+    assert_null(x);
+    assert_non_null(strstr(err, "tokenizer.json"));
+    assert_non_null(strstr(err, "different tokenizer"));
+    /* an HF folder with only vocab.txt still loads with BERT's rules */
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    unlink(p);
+    assert_int_equal(tok_load(&x, dir, err), 0);
+    tok_free(x);
+    const char *names[] = {"vocab.txt", "special_tokens_map.json"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[k]);
+        unlink(p);
+    }
+    assert_int_not_equal(tok_load(&x, dir, err), 0);
+    assert_non_null(strstr(err, "no tokenizer.json and no vocab.txt"));
+    rmdir(dir);
+    tok_free(t);
+}
+
+/* ---------------- is it text? ---------------- */
+static size_t to_utf16(const char *s, uint8_t *out, bool bom, bool be) {
+    size_t k = 0;
+    if (bom) out[k++] = be ? 0xFE : 0xFF, out[k++] = be ? 0xFF : 0xFE;
+    for (; *s; s++) {
+        out[k++] = be ? 0 : (uint8_t)*s;
+        out[k++] = be ? (uint8_t)*s : 0;
+    }
+    return k;
+}
+
+static void test_text_check(void **state) {
+    (void)state;
+    char msg[1024];
+    const char *prose = "In the beginning God created the heaven and the earth.\n\nAnd the earth "
+                        "was without form, and void; caf\xc3\xa9, na\xc3\xafve, \xe2\x82\xac"
+                        "5, "
+                        "\xf0\x9f\x98\x80.\tTabs\r\nand form feeds \f are fine.\n";
+    assert_int_equal(tok_text_check(prose, strlen(prose), true, "p.txt", msg, sizeof msg), 0);
+    assert_int_equal(tok_text_check("", 0, true, "e.txt", msg, sizeof msg), 0);
+    /* a UTF-8 sequence cut by the end of the window is not an error; at the end of a file it is */
+    assert_int_equal(tok_text_check("ab\xe2\x82", 4, false, "w.txt", msg, sizeof msg), 0);
+    assert_int_equal(tok_text_check("ab\xe2\x82", 4, true, "w.txt", msg, sizeof msg), 1);
+    uint8_t *buf = malloc(1 << 20);
+    char big[1 << 14];
+    big[0] = 0;
+    while (strlen(big) + strlen(prose) < sizeof big)
+        strcat(big, prose);
+    /* UTF-16 and UTF-32, with and without byte order marks */
+    size_t n = to_utf16(big, buf, true, false);
+    assert_int_equal(tok_text_check(buf, n, true, "u16.txt", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "u16.txt looks like UTF-16"));
+    assert_non_null(strstr(msg, "iconv -f UTF-16 -t UTF-8"));
+    n = to_utf16(big, buf, false, false);
+    assert_int_equal(tok_text_check(buf, n, true, "u16le.txt", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "UTF-16 (little-endian, no byte order mark)"));
+    assert_non_null(strstr(msg, "iconv -f UTF-16LE"));
+    n = to_utf16(big, buf, false, true);
+    assert_int_equal(tok_text_check(buf, n, true, "u16be.txt", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "iconv -f UTF-16BE"));
+    n = 0;
+    memcpy(buf, "\xFF\xFE\0\0", 4), n = 4;
+    for (const char *c = big; *c && n + 4 < (1 << 20); c++)
+        buf[n++] = (uint8_t)*c, buf[n++] = 0, buf[n++] = 0, buf[n++] = 0;
+    assert_int_equal(tok_text_check(buf, n, true, "u32.txt", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "UTF-32"));
+    assert_int_equal(tok_text_check(buf + 4, n - 4, true, "u32.txt", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "UTF-32 (little-endian, no byte order mark)"));
+    /* random bytes: not text, with the offset of the first bad byte */
+    uint64_t x = 88172645463325252ull;
+    for (size_t k = 0; k < (1 << 20); k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        buf[k] = (uint8_t)x;
+    }
+    memcpy(buf, "text at first\n", 14);
+    buf[14] = 0x01;
+    assert_int_equal(tok_text_check(buf, 1 << 20, false, "rnd.bin", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "rnd.bin does not look like text"));
+    assert_non_null(strstr(msg, "offset 14 (line 2)"));
+    /* binary formats by their magic numbers */
+    memcpy(buf,
+           "\x7F"
+           "ELF\x02\x01\x01",
+           7);
+    assert_int_equal(tok_text_check(buf, 1 << 20, false, "a.out", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "ELF"));
+    memcpy(buf, "\x1F\x8B\x08", 3);
+    assert_int_equal(tok_text_check(buf, 100, false, "c.txt.gz", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "gzip"));
+    /* Latin-1 text: invalid UTF-8 with no control characters; a few bad bytes are a warning */
+    char lat[4096] = "";
+    while (strlen(lat) + 40 < sizeof lat)
+        strcat(lat, "Le caf\xe9 na\xefve, d\xe9j\xe0 vu.\n");
+    assert_int_equal(tok_text_check(lat, strlen(lat), true, "fr.txt", msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "fr.txt is not UTF-8 text"));
+    assert_non_null(strstr(msg, "offset 6 (line 1)"));
+    assert_non_null(strstr(msg, "WINDOWS-1252"));
+    memcpy(big + 3, "\xff\x00\x1b", 3); /* "In the" -> "In \xff\0\x1b" */
+    assert_int_equal(tok_text_check(big, strlen(big + 8) + 8, true, "few.txt", msg, sizeof msg), 1);
+    assert_non_null(strstr(msg, "few.txt: 1 NUL byte, 1 control character and 1 invalid UTF-8"));
+    assert_non_null(strstr(msg, "offset 3 (line 1)"));
+    free(buf);
+}
+
+/* tok_train_files refuses a UTF-16 file instead of training a useless vocabulary */
+static void test_train_files_not_text(void **state) {
+    (void)state;
+    char err[TOK_ERRLEN], path[] = "/tmp/cram_tok_u16_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    uint8_t buf[4096];
+    size_t n = to_utf16("the quick brown fox jumps over the lazy dog\n"
+                        "the quick brown fox jumps over the lazy dog\n",
+                        buf, true, false);
+    assert_int_equal(write(fd, buf, n), (ssize_t)n);
+    close(fd);
+    tok_options o;
+    tok_options_default(&o);
+    o.vocab_size = 100;
+    tok_tokenizer *t = NULL;
+    const char *paths[] = {path};
+    assert_int_equal(tok_train_files(&t, &o, paths, 1, err), TOK_EFORMAT);
+    assert_null(t);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "UTF-16"));
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vocab_duplicates),
+        cmocka_unit_test(test_no_silent_fallback),
+        cmocka_unit_test(test_text_check),
+        cmocka_unit_test(test_train_files_not_text),
         cmocka_unit_test(test_normalize_parity),
         cmocka_unit_test(test_codepoints),
         cmocka_unit_test(test_encode_hf_vocab),

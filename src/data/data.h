@@ -47,8 +47,10 @@ int src_list_add(src_list *l, const char *name, const char *path, src_format f, 
 void src_list_free(src_list *l);
 
 /* Streams the documents of every source in order. A document is valid until the next call.
- * Whitespace-only documents are skipped. Bytes are passed on as they are (invalid UTF-8 and NUL
- * included); the tokenizer replaces what it cannot read. */
+ * Whitespace-only documents are skipped. The first TOK_TEXT_CHECK_BYTES of each file (after
+ * decompression) are checked with tok_text_check before any of its documents is given: a file that
+ * is not UTF-8 text is an error naming it (and the encoding it looks like), a few bad bytes a
+ * warning. Bytes are passed on as they are; the tokenizer replaces what it cannot read. */
 typedef struct src_reader src_reader;
 int src_reader_open(src_reader **out, const src_list *l, char *err, size_t errlen);
 /* 1: a document; 0: the end; -1: an error (message names the file and line). */
@@ -58,7 +60,10 @@ void src_reader_close(src_reader *r);
 
 /* ---- token store files (train.bin / valid.bin) -------------------------------------------- */
 #define STORE_MAGIC "CRAMROWS"
-#define STORE_VERSION 1
+#define STORE_VERSION 1 /* of the rows files (their header) */
+/* Of the store folder (meta.json's store_version). 2 records a checksum of every tokenizer file;
+ * version 1 folders are still read, their tokenizer unchecked (store.tok_unchecked). */
+#define STORE_DIR_VERSION 2
 #define STORE_HEADER_BYTES 64
 #define STORE_CHUNK_BYTES (1u << 20) /* checksum unit: the payload is hashed per MiB */
 
@@ -128,12 +133,22 @@ typedef struct {
     store_rows train, valid; /* valid.row_count may be 0 */
     tok_tokenizer *tok;
     data_stats stats;
-    bool built; /* data_prepare built it in this call (false: reused) */
+    bool built;         /* data_prepare built it in this call (false: reused) */
+    int version;        /* STORE_DIR_VERSION, or 1 */
+    int tok_files;      /* tokenizer files whose checksum was verified on opening */
+    bool tok_unchecked; /* a version 1 folder: no checksums of its tokenizer files to verify */
 } store;
 
 /* "<data.name>_<tokenizer>x<vocab>_<cfg_hash_hex(data)>" */
 int store_dir_name(char *out, size_t outlen, const cfg_node *data, char *err, size_t errlen);
+/* Opens and checks a store folder: meta.json, both rows files (their payload checksum as v asks),
+ * and always every tokenizer file against the size and FNV-1a checksum meta.json records for it
+ * (a missing or changed file is an error; nothing falls back to vocab.txt). */
 int store_open(store *s, const char *dir, store_verify v, char *err, size_t errlen);
+/* The tokenizer files of a store folder's tokenizer/ as meta.json records them: an object
+ * {"name": {"bytes": n, "fnv1a64": "16 hex digits"}} over every regular file there, by name. */
+struct cJSON;
+int store_tokenizer_files_json(const char *tok_dir, struct cJSON *obj, char *err, size_t errlen);
 void store_close(store *s);
 
 /* The folder of corpora and stores: impl.path, ~ expanded; a relative one is taken from the

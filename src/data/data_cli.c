@@ -5,6 +5,7 @@
 
 #include "core/core.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,21 +56,32 @@ static void print_stats(const store *s, double wall) {
     printf("this run:    %.3f s, peak RSS %.1f MB\n", wall, peak_rss_mb());
 }
 
-static int inspect(const store *s, int64_t row, bool valid) {
+static int inspect(const store *s, const char *row_arg, bool valid) {
     const store_rows *r = valid ? &s->valid : &s->train;
     if (r->row_count == 0) {
         fprintf(stderr, "cram data inspect: the %s split is empty\n", valid ? "valid" : "train");
         return 2;
     }
+    int64_t row = -1;
+    if (row_arg) { /* a decimal integer in [0, rows), nothing else */
+        char *end = NULL;
+        errno = 0;
+        long long x = strtoll(row_arg, &end, 10);
+        bool digits = row_arg[0] >= '0' && row_arg[0] <= '9';
+        if (!digits || *end || errno == ERANGE || x >= r->row_count) {
+            fprintf(stderr,
+                    "cram data inspect: row=%s: row must be an integer in [0, %lld) for the %s "
+                    "split (%lld rows); leave it out for a random row\n",
+                    row_arg, (long long)r->row_count, valid ? "valid" : "train",
+                    (long long)r->row_count);
+            return 2;
+        }
+        row = (int64_t)x;
+    }
     if (row < 0) {
         core_rng rng;
         core_rng_init(&rng, (uint64_t)time(NULL), 0, 0, 0);
         row = (int64_t)(core_rng_u64(&rng) % (uint64_t)r->row_count);
-    }
-    if (row >= r->row_count) {
-        fprintf(stderr, "cram data inspect: row %lld out of range (%lld rows)\n", (long long)row,
-                (long long)r->row_count);
-        return 2;
     }
     int32_t *ids = xmalloc((size_t)r->row_len * sizeof *ids);
     store_rows_get(r, row, ids);
@@ -103,7 +115,7 @@ int data_cli_main(int argc, char **argv) {
         mode = INSPECT, k++;
     else if (k < argc && strcmp(argv[k], "build") == 0)
         k++;
-    int64_t row = -1;
+    const char *row = NULL;
     bool valid = false;
     char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
@@ -114,11 +126,17 @@ int data_cli_main(int argc, char **argv) {
             return 0;
         }
         if (mode == INSPECT && strncmp(argv[k], "row=", 4) == 0) {
-            row = strtoll(argv[k] + 4, NULL, 10);
+            row = argv[k] + 4; /* checked against the split's row count once the store is open */
             continue;
         }
         if (mode == INSPECT && strncmp(argv[k], "split=", 6) == 0) {
-            valid = strcmp(argv[k] + 6, "valid") == 0;
+            const char *v = argv[k] + 6;
+            if (strcmp(v, "train") != 0 && strcmp(v, "valid") != 0) {
+                fprintf(stderr, "cram data inspect: split=%s: split must be train or valid\n", v);
+                free(rest);
+                return 2;
+            }
+            valid = strcmp(v, "valid") == 0;
             continue;
         }
         rest[nrest++] = argv[k];
@@ -142,7 +160,16 @@ int data_cli_main(int argc, char **argv) {
             rc = inspect(&s, row, valid);
         else
             print_stats(&s, core_now() - t0);
-        if (mode == VERIFY) printf("checksums:   train.bin and valid.bin verified\n");
+        if (mode == VERIFY) {
+            printf("checksums:   train.bin and valid.bin verified\n");
+            if (s.tok_unchecked)
+                printf("tokenizer:   UNCHECKED: store version %d records no checksums of its "
+                       "tokenizer files; rebuild the store to have them checked (rm -rf '%s', "
+                       "then cram data with the same data settings)\n",
+                       s.version, s.dir);
+            else
+                printf("tokenizer:   %d files verified against meta.json\n", s.tok_files);
+        }
         store_close(&s);
     }
     cfg_free(cfg);

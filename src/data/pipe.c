@@ -738,7 +738,7 @@ static int write_meta(const char *dir, const cfg_node *data, const data_stats *s
                       const tok_tokenizer *t, char *err, size_t errlen) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "format", "cram token store");
-    cJSON_AddNumberToObject(j, "store_version", STORE_VERSION);
+    cJSON_AddNumberToObject(j, "store_version", STORE_DIR_VERSION);
     cJSON_AddNumberToObject(j, "pipeline_version", PIPE_VERSION);
     char hash[17], when[32];
     cfg_hash_hex(data, hash);
@@ -769,9 +769,16 @@ static int write_meta(const char *dir, const cfg_node *data, const data_stats *s
     static const char *names[TOK_NROLES] = {"pad", "bos", "eos", "unk", "cls", "sep", "mask"};
     for (int r = 0; r < TOK_NROLES; r++)
         cJSON_AddNumberToObject(sp, names[r], tok_special_id(t, (tok_role)r));
+    /* the tokenizer files as saved, checked whenever the store is opened */
+    char p[CORE_PATH_MAX];
+    core_path_join(p, sizeof p, dir, "tokenizer");
+    if (store_tokenizer_files_json(p, cJSON_AddObjectToObject(j, "tokenizer_files"), err, errlen) !=
+        0) {
+        cJSON_Delete(j);
+        return -1;
+    }
     char *text = cJSON_Print(j);
     cJSON_Delete(j);
-    char p[CORE_PATH_MAX];
     core_path_join(p, sizeof p, dir, "meta.json");
     size_t n = strlen(text);
     text = xrealloc(text, n + 2);

@@ -355,7 +355,10 @@ struct src_reader {
     size_t cat_len, cat_cap;
     int64_t taken; /* documents given from the current source */
     uint64_t bytes;
+    int warnings; /* files with a few bad bytes reported so far */
 };
+
+#define SRC_MAX_WARNINGS 10
 
 static void grow(char **p, size_t *cap, size_t need) {
     if (need <= *cap) return;
@@ -377,7 +380,7 @@ int src_reader_open(src_reader **out, const src_list *l, char *err, size_t errle
     (void)err, (void)errlen;
     src_reader *r = xcalloc(1, sizeof *r);
     r->l = l;
-    r->buf_cap = 1 << 20;
+    r->buf_cap = 1 << 20; /* grows to TOK_TEXT_CHECK_BYTES for the first fill of a large file */
     r->buf = xmalloc(r->buf_cap);
     *out = r;
     return 0;
@@ -499,17 +502,50 @@ static int file_doc(src_reader *r, char *err, size_t errlen) {
     }
 }
 
+/* Opens the current file and reads its first TOK_TEXT_CHECK_BYTES (after decompression) into the
+ * buffer, where they are checked before any of its documents is given out: a file that is not
+ * UTF-8 text (UTF-16/32, binary, mostly invalid UTF-8 or control characters) is an error naming
+ * it; a few bad bytes are a warning. */
+static int open_file(src_reader *r, char *err, size_t errlen) {
+    const char *path = cur_path(r);
+    if (bs_open(&r->bs, path, err, errlen) != 0) return -1;
+    r->open = true;
+    r->buf_len = r->buf_pos = 0;
+    r->file_eof = false;
+    r->line_no = 0;
+    while (r->buf_len < TOK_TEXT_CHECK_BYTES) {
+        if (r->buf_len == r->buf_cap) {
+            r->buf_cap *= 2;
+            r->buf = xrealloc(r->buf, r->buf_cap);
+        }
+        long got = bs_read(&r->bs, r->buf + r->buf_len, r->buf_cap - r->buf_len, path, err, errlen);
+        if (got < 0) return -1;
+        if (got == 0) {
+            r->file_eof = true;
+            break;
+        }
+        r->buf_len += (size_t)got;
+    }
+    r->bytes += r->buf_len;
+    char name[CORE_PATH_MAX + 64], msg[DATA_ERRLEN];
+    snprintf(name, sizeof name, "%s%s", path, r->bs.z ? " (after zstd decompression)" : "");
+    int v = tok_text_check(r->buf, r->buf_len, r->file_eof, name, msg, sizeof msg);
+    if (v < 0) {
+        core_errorf(err, errlen, "%s", msg);
+        return -1;
+    }
+    if (v > 0 && r->warnings++ < SRC_MAX_WARNINGS)
+        core_log_warn("%s%s", msg,
+                      r->warnings == SRC_MAX_WARNINGS ? " (further such warnings are not shown)"
+                                                      : "");
+    return 0;
+}
+
 /* One raw document from any file of the current source: 1, 0 when the source is done. */
 static int source_doc(src_reader *r, char *err, size_t errlen) {
     const src_spec *s = &r->l->v[r->si];
     while (r->fi < s->nfiles) {
-        if (!r->open) {
-            if (bs_open(&r->bs, cur_path(r), err, errlen) != 0) return -1;
-            r->open = true;
-            r->buf_len = r->buf_pos = 0;
-            r->file_eof = false;
-            r->line_no = 0;
-        }
+        if (!r->open && open_file(r, err, errlen) != 0) return -1;
         int rc = file_doc(r, err, errlen);
         if (rc != 0) return rc;
         bs_close(&r->bs);

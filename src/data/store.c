@@ -6,6 +6,7 @@
 #include "core/core.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -360,7 +361,123 @@ void store_close(store *s) {
     s->tok = NULL;
 }
 
-#define REBUILD_HINT "; delete the folder to rebuild it"
+/* ---- tokenizer files ------------------------------------------------------------------------ */
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* FNV-1a 64 of a file's bytes (core_hash64 with seed 0 is textbook FNV-1a). */
+static int hash_file(const char *path, uint64_t *h, size_t *n, char *err, size_t errlen) {
+    char *buf = NULL;
+    if (core_read_file(path, &buf, n, err, errlen) != 0) return -1;
+    *h = core_hash64(buf, *n, 0);
+    free(buf);
+    return 0;
+}
+
+int store_tokenizer_files_json(const char *tok_dir, cJSON *obj, char *err, size_t errlen) {
+    DIR *d = opendir(tok_dir);
+    if (!d) {
+        core_errorf(err, errlen, "cannot read %s: %s", tok_dir, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    size_t nn = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char p[CORE_PATH_MAX];
+        struct stat st;
+        if (core_path_join(p, sizeof p, tok_dir, e->d_name) != 0 || stat(p, &st) != 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        names = xrealloc(names, (nn + 1) * sizeof *names);
+        names[nn++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, nn, sizeof *names, cmp_names);
+    int rc = nn ? 0 : core_errorf(err, errlen, "%s holds no tokenizer files", tok_dir);
+    for (size_t k = 0; k < nn; k++) {
+        char p[CORE_PATH_MAX], hex[17];
+        uint64_t h;
+        size_t n;
+        core_path_join(p, sizeof p, tok_dir, names[k]);
+        if (rc == 0 && hash_file(p, &h, &n, err, errlen) == 0) {
+            cJSON *f = cJSON_AddObjectToObject(obj, names[k]);
+            cJSON_AddNumberToObject(f, "bytes", (double)n);
+            core_hash_hex(h, hex);
+            cJSON_AddStringToObject(f, "fnv1a64", hex);
+        } else {
+            rc = -1;
+        }
+        free(names[k]);
+    }
+    free(names);
+    return rc;
+}
+
+/* Every tokenizer file meta.json records is there with its size and checksum; tokenizer.json must
+ * be among them (tok_save always writes it, and without it tok_load would read vocab.txt with
+ * BERT's rules: another tokenizer). */
+static int check_tokenizer_files(store *s, const cJSON *files, char *e2, size_t e2len) {
+    char tdir[CORE_PATH_MAX], p[CORE_PATH_MAX], e3[DATA_ERRLEN / 2];
+    core_path_join(tdir, sizeof tdir, s->dir, "tokenizer");
+    if (!cJSON_IsObject(files) || !cJSON_GetObjectItemCaseSensitive(files, "tokenizer.json")) {
+        snprintf(e2, e2len, "meta.json records no checksum of tokenizer/tokenizer.json");
+        return -1;
+    }
+    const cJSON *f;
+    cJSON_ArrayForEach(f, files) {
+        const char *name = f->string;
+        const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(f, "bytes");
+        const cJSON *sum = cJSON_GetObjectItemCaseSensitive(f, "fnv1a64");
+        if (!name || !*name || name[0] == '.' || strchr(name, '/') || !cJSON_IsNumber(bytes) ||
+            !cJSON_IsString(sum)) {
+            snprintf(e2, e2len, "meta.json: a damaged entry in tokenizer_files");
+            return -1;
+        }
+        core_path_join(p, sizeof p, tdir, name);
+        uint64_t h;
+        size_t n;
+        if (access(p, F_OK) != 0) {
+            snprintf(e2, e2len,
+                     "its tokenizer file tokenizer/%s is missing (the store was built with it; "
+                     "cram does not fall back to another file, which could be another tokenizer)",
+                     name);
+            return -1;
+        }
+        if (hash_file(p, &h, &n, e3, sizeof e3) != 0) {
+            snprintf(e2, e2len, "its tokenizer file tokenizer/%s: %s", name, e3);
+            return -1;
+        }
+        char hex[17];
+        core_hash_hex(h, hex);
+        if ((double)n != bytes->valuedouble || strcmp(hex, sum->valuestring) != 0) {
+            snprintf(
+                e2, e2len,
+                "its tokenizer file tokenizer/%s changed after the store was built (%zu bytes, "
+                "FNV-1a %s; meta.json records %.0f bytes, %s)",
+                name, n, hex, bytes->valuedouble, sum->valuestring);
+            return -1;
+        }
+        s->tok_files++;
+    }
+    return 0;
+}
+
+static int rebuild_errorf(char *err, size_t errlen, const char *dir, const char *fmt, ...)
+    CORE_PRINTF(4, 5);
+static int rebuild_errorf(char *err, size_t errlen, const char *dir, const char *fmt, ...) {
+    char what[DATA_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return core_errorf(err, errlen,
+                       "%s; delete the folder to rebuild it: rm -rf '%s', then run the command "
+                       "again (or cram data with the same data settings)",
+                       what, dir);
+}
 
 int store_open(store *s, const char *dir, store_verify v, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
@@ -370,29 +487,51 @@ int store_open(store *s, const char *dir, store_verify v, char *err, size_t errl
     core_path_join(p, sizeof p, dir, "meta.json");
     char *meta = NULL;
     size_t n = 0;
-    if (core_read_file(p, &meta, &n, e2, sizeof e2) != 0) {
-        core_errorf(err, errlen, "token store %s is incomplete or unreadable: %s" REBUILD_HINT, dir,
-                    e2);
-        return -1;
-    }
+    if (core_read_file(p, &meta, &n, e2, sizeof e2) != 0)
+        return rebuild_errorf(err, errlen, dir, "token store %s is incomplete or unreadable: %s",
+                              dir, e2);
     cJSON *j = cJSON_ParseWithLength(meta, n);
     free(meta);
     const cJSON *ver = j ? cJSON_GetObjectItemCaseSensitive(j, "store_version") : NULL;
     if (!j || !cJSON_IsNumber(ver)) {
-        core_errorf(err, errlen, "token store %s: meta.json is damaged" REBUILD_HINT, dir);
         cJSON_Delete(j);
-        return -1;
+        return rebuild_errorf(err, errlen, dir, "token store %s: meta.json is damaged", dir);
     }
-    if ((int)ver->valuedouble != STORE_VERSION) {
-        core_errorf(
-            err, errlen,
-            "token store %s was written by another cram (store version %d, not %d)" REBUILD_HINT,
-            dir, (int)ver->valuedouble, STORE_VERSION);
+    s->version = (int)ver->valuedouble;
+    if (s->version != STORE_DIR_VERSION && s->version != 1) {
+        int got = s->version;
         cJSON_Delete(j);
-        return -1;
+        return rebuild_errorf(err, errlen, dir,
+                              "token store %s was written by another cram (store version %d; this "
+                              "cram reads versions 1 to %d)",
+                              dir, got, STORE_DIR_VERSION);
     }
     stats_from_json(&s->stats, cJSON_GetObjectItemCaseSensitive(j, "stats"));
+    int trc = 0;
+    if (s->version >= 2) {
+        trc = check_tokenizer_files(s, cJSON_GetObjectItemCaseSensitive(j, "tokenizer_files"), e2,
+                                    sizeof e2);
+    } else { /* version 1 recorded no checksums, but it always saved a tokenizer.json */
+        s->tok_unchecked = true;
+        core_path_join(p, sizeof p, dir, "tokenizer/tokenizer.json");
+        if (access(p, F_OK) != 0) {
+            snprintf(e2, sizeof e2,
+                     "its tokenizer file tokenizer/tokenizer.json is missing (the store was built "
+                     "with it; cram does not fall back to vocab.txt, which would load another "
+                     "tokenizer)");
+            trc = -1;
+        }
+    }
     cJSON_Delete(j);
+    if (trc != 0) {
+        store_close(s);
+        return rebuild_errorf(err, errlen, dir, "token store %s is unusable: %s", dir, e2);
+    }
+    if (s->tok_unchecked)
+        core_log_warn("token store %s has store version 1, which records no checksums of its "
+                      "tokenizer files: its tokenizer is unchecked. Rebuild it to have it checked: "
+                      "rm -rf '%s', then run the command again",
+                      dir, dir);
 
     core_path_join(p, sizeof p, dir, "train.bin");
     if (store_rows_open(&s->train, p, v, e2, sizeof e2) != 0) goto fail;
@@ -419,7 +558,6 @@ int store_open(store *s, const char *dir, store_verify v, char *err, size_t errl
     }
     return 0;
 fail:
-    core_errorf(err, errlen, "token store %s is unusable: %s" REBUILD_HINT, dir, e2);
     store_close(s);
-    return -1;
+    return rebuild_errorf(err, errlen, dir, "token store %s is unusable: %s", dir, e2);
 }

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TOK_ERRLEN 256
+#define TOK_ERRLEN 512
 
 typedef enum {
     TOK_OK = 0,
@@ -144,6 +144,35 @@ int tok_load(tok_tokenizer **out, const char *path, char *err);
 int tok_load_tokenizer_json_mem(tok_tokenizer **out, const char *json, size_t len, char *err);
 int tok_load_vocab_txt_mem(tok_tokenizer **out, const char *data, size_t len, const tok_options *o,
                            char *err);
+
+/* ---- is it text? ---- */
+/* Counts over the first bytes of a file. Control characters: C0 controls other than \t \n \v \f
+ * \r, and DEL (NUL is counted apart). Invalid UTF-8: each maximal bad sequence once (a sequence
+ * cut at the end of the bytes counts only when they are the whole file). */
+typedef struct {
+    size_t checked;
+    size_t nul, ctrl, invalid;
+    size_t nul_mod4[4]; /* NUL bytes by offset mod 4: the fingerprint of UTF-16/32 */
+    size_t first_bad;   /* offset of the first NUL, control character or bad sequence; SIZE_MAX */
+    size_t first_bad_line; /* its line, 1-based */
+    uint8_t first_bad_byte;
+} tok_text_stats;
+void tok_text_scan(const void *data, size_t n, bool complete, tok_text_stats *st);
+
+/* How much of a file cram looks at, and when it refuses it: at least TOK_TEXT_MIN_BAD NUL bytes,
+ * control characters and invalid UTF-8 sequences together, making up TOK_TEXT_MAX_BAD_SHARE of
+ * the bytes looked at. */
+#define TOK_TEXT_CHECK_BYTES ((size_t)4 << 20)
+#define TOK_TEXT_MIN_BAD 8
+#define TOK_TEXT_MAX_BAD_SHARE 0.01
+
+/* Decides whether data (the first n bytes of a file; complete: the whole file) is UTF-8 text.
+ * 0: text. 1: text with a few bad bytes (msg: a warning naming them). -1: not text (msg: why,
+ * naming `name`: a UTF-16/32 byte order mark or NUL pattern with the iconv command that converts
+ * it, a binary format by its magic number, or the share of NUL / control / invalid bytes with the
+ * offset and line of the first). */
+int tok_text_check(const void *data, size_t n, bool complete, const char *name, char *msg,
+                   size_t msglen);
 
 /* ---- command line (argv[0] = "tokenizer", argv[1] = "train" | "encode") ---- */
 int tok_cli_main(int argc, char **argv);

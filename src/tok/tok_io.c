@@ -287,6 +287,46 @@ int tok_save(const tok_tokenizer *t, const char *dir, char *err) {
 }
 
 /* ---------------- reading ---------------- */
+/* The first token equal to an earlier one: its index, with the earlier one's in *first; -1 when
+ * every token is unique. A repeated token would leave one of its ids unreachable (HF keeps the
+ * last), so readers refuse it. */
+static int32_t first_duplicate(const char *const *toks, const uint32_t *lens, int32_t n,
+                               int32_t *first) {
+    tok_map m;
+    tok_map_init(&m, (size_t)n + 1);
+    int32_t dup = -1;
+    for (int32_t i = 0; i < n && dup < 0; i++) {
+        int64_t *v = tok_map_put(&m, tok_hash_bytes(toks[i], lens[i]) | 1, i);
+        int32_t j = (int32_t)*v;
+        /* (two different tokens with one 64-bit hash are not reported) */
+        if (j != i && lens[j] == lens[i] && !memcmp(toks[j], toks[i], lens[i])) {
+            *first = j;
+            dup = i;
+        }
+    }
+    tok_map_free(&m);
+    return dup;
+}
+
+/* A token for a message: printable ASCII and UTF-8 as they are, other bytes as \xNN, at most
+ * ~40 bytes. */
+static void show_token(char *out, size_t outlen, const char *s, uint32_t n) {
+    size_t k = 0;
+    for (uint32_t i = 0; i < n && k + 8 < outlen; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (k >= 40) {
+            memcpy(out + k, "...", 3);
+            k += 3;
+            break;
+        }
+        if (c < 0x20 || c == 0x7F || c == '"' || c == '\\')
+            k += (size_t)snprintf(out + k, outlen - k, "\\x%02X", c);
+        else
+            out[k++] = (char)c;
+    }
+    out[k] = 0;
+}
+
 static int vocab_from_lines(tok_tokenizer *t, const char *data, size_t len, char *err) {
     /* one token per line ("\n" or "\r\n"), trailing white space trimmed (HF WordPiece::read_file)
      */
@@ -329,6 +369,16 @@ static int vocab_from_lines(tok_tokenizer *t, const char *data, size_t len, char
                 tok_errf(err, "vocab line %zu is not valid UTF-8", k + 1);
                 rc = TOK_EFORMAT;
             }
+    }
+    int32_t first = -1, dup = rc == TOK_OK ? first_duplicate(toks, lens, (int32_t)n, &first) : -1;
+    if (dup >= 0) {
+        char shown[64];
+        show_token(shown, sizeof shown, toks[dup], lens[dup]);
+        tok_errf(err,
+                 "vocab line %d repeats the token \"%s\" of line %d: each token must appear once "
+                 "(a repeated token leaves one of its ids unreachable)",
+                 dup + 1, shown, first + 1);
+        rc = TOK_EFORMAT;
     }
     if (rc == TOK_OK) rc = tok_set_vocab(t, toks, lens, (int32_t)n, err);
     free(toks);
@@ -529,7 +579,43 @@ static char *json_token(const char *s, size_t *len) {
     return o;
 }
 
-static int vocab_from_json(tok_tokenizer *t, const cJSON *vocab, char *err) {
+/* The line of the text that holds the vocab entry "token": id, found by writing the token the way
+ * tok_save does (the same escapes as HF's writer for every token that has no control character);
+ * 0 when it is not found. */
+static size_t json_entry_line(const char *text, size_t len, const char *tok, uint32_t tlen,
+                              int32_t id) {
+    tok_strbuf key = {0};
+    json_str(&key, tok, tlen);
+    size_t line = 0;
+    const char *at = text, *end = text + len;
+    while (!line && key.n && at < end) {
+        const char *hit = memmem(at, (size_t)(end - at), key.v, key.n);
+        if (!hit) break;
+        const char *q = hit + key.n;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            q++;
+        if (q < end && *q == ':') {
+            q++;
+            while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+                q++;
+            long v = 0;
+            const char *d = q;
+            while (q < end && *q >= '0' && *q <= '9' && v < 1000000000L)
+                v = v * 10 + (*q++ - '0');
+            if (q > d && v == id && (q == end || *q < '0' || *q > '9')) {
+                line = 1;
+                for (const char *c = text; c < hit; c++)
+                    line += *c == '\n';
+            }
+        }
+        at = hit + 1;
+    }
+    free(key.v);
+    return line;
+}
+
+static int vocab_from_json(tok_tokenizer *t, const cJSON *vocab, const char *text, size_t len,
+                           char *err) {
     int n = cJSON_GetArraySize(vocab);
     if (n <= 0) {
         tok_errf(err, "tokenizer.json: empty model.vocab");
@@ -562,6 +648,19 @@ static int vocab_from_json(tok_tokenizer *t, const cJSON *vocab, char *err) {
             tok_errf(err, "tokenizer.json: vocab id %d is missing", i);
             rc = TOK_EFORMAT;
         }
+    int32_t first = -1, dup = rc == TOK_OK ? first_duplicate(toks, lens, n, &first) : -1;
+    if (dup >= 0) {
+        char shown[64], where[64] = "";
+        show_token(shown, sizeof shown, toks[dup], lens[dup]);
+        size_t l1 = json_entry_line(text, len, toks[first], lens[first], first),
+               l2 = json_entry_line(text, len, toks[dup], lens[dup], dup);
+        if (l1 && l2) snprintf(where, sizeof where, " (lines %zu and %zu)", l1, l2);
+        tok_errf(err,
+                 "tokenizer.json: the token \"%s\" appears twice in model.vocab, with ids %d and "
+                 "%d%s: each token must appear once",
+                 shown, first, dup, where);
+        rc = TOK_EFORMAT;
+    }
     if (rc == TOK_OK) rc = tok_set_vocab(t, toks, lens, n, err);
     for (int i = 0; i < n; i++)
         free((char *)toks[i]);
@@ -642,6 +741,8 @@ static bool has_nul_escape(const char *j, size_t n) {
 int tok_load_tokenizer_json_mem(tok_tokenizer **out, const char *json, size_t len, char *err) {
     *out = NULL;
     char *copy = NULL;
+    const char *text = json; /* as given: for line numbers in messages */
+    size_t text_len = len;
     if (has_nul_escape(json, len)) {
         if (memmem(json, len, nul_sentinel, 4) || memmem(json, len, "\\udbff\\udffd", 12)) {
             tok_errf(
@@ -726,7 +827,7 @@ int tok_load_tokenizer_json_mem(tok_tokenizer **out, const char *json, size_t le
         if (cJSON_IsNumber(mc) && mc->valuedouble >= 0 && mc->valuedouble < 1e9)
             t->max_input_chars = mc->valueint;
     }
-    rc = vocab_from_json(t, vocab, err);
+    rc = vocab_from_json(t, vocab, text, text_len, err);
     if (rc) goto done;
     if (t->model == TOK_MODEL_WORDPIECE) {
         const char *unk = jstr(model, "unk_token");
@@ -804,6 +905,20 @@ static void read_config_extras(tok_tokenizer *t, const char *dir) {
     cJSON_Delete(root);
 }
 
+/* tokenizer_config.json has the key tok_save writes ("cram_tokenizer"). */
+static bool written_by_cram(const char *dir) {
+    char path[CORE_PATH_MAX];
+    char *buf = NULL;
+    size_t n = 0;
+    core_path_join(path, sizeof(path), dir, "tokenizer_config.json");
+    if (core_read_file(path, &buf, &n, NULL, 0) != 0) return false;
+    cJSON *root = cJSON_ParseWithLength(buf, n);
+    free(buf);
+    bool yes = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "cram_tokenizer"));
+    cJSON_Delete(root);
+    return yes;
+}
+
 int tok_load(tok_tokenizer **out, const char *path, char *err) {
     char p[CORE_PATH_MAX], e[TOK_ERRLEN] = {0};
     *out = NULL;
@@ -814,8 +929,22 @@ int tok_load(tok_tokenizer **out, const char *path, char *err) {
     bool dir = core_is_dir(path), json;
     if (dir) {
         core_path_join(p, sizeof(p), path, "tokenizer.json");
-        json = access(p, R_OK) == 0;
+        json = access(p, F_OK) == 0;
+        if (!json && written_by_cram(path)) {
+            /* tok_save always writes tokenizer.json; vocab.txt alone would load with BERT's
+             * rules, which is another tokenizer than the one saved */
+            tok_errf(err,
+                     "%s has no tokenizer.json, but its tokenizer_config.json says cram wrote it: "
+                     "vocab.txt alone would load as a different tokenizer (BERT's rules); restore "
+                     "tokenizer.json",
+                     path);
+            return TOK_EFORMAT;
+        }
         if (!json) core_path_join(p, sizeof(p), path, "vocab.txt");
+        if (!json && access(p, F_OK) != 0) {
+            tok_errf(err, "%s holds no tokenizer.json and no vocab.txt", path);
+            return TOK_EIO;
+        }
     } else {
         snprintf(p, sizeof(p), "%s", path);
         size_t l = strlen(p);
@@ -827,9 +956,15 @@ int tok_load(tok_tokenizer **out, const char *path, char *err) {
         tok_errf(err, "cannot read %s: %s", p, e);
         return TOK_EIO;
     }
-    int rc = json ? tok_load_tokenizer_json_mem(out, buf, n, err)
-                  : tok_load_vocab_txt_mem(out, buf, n, NULL, err);
+    char e2[TOK_ERRLEN] = "";
+    int rc = json ? tok_load_tokenizer_json_mem(out, buf, n, e2)
+                  : tok_load_vocab_txt_mem(out, buf, n, NULL, e2);
     free(buf);
+    if (rc != TOK_OK) { /* name the file */
+        const char *m = e2;
+        if (!strncmp(m, "tokenizer.json: ", 16)) m += 16;
+        tok_errf(err, "%s: %s", p, m);
+    }
     if (rc == TOK_OK && dir) read_config_extras(*out, path);
     return rc;
 }

@@ -4,6 +4,7 @@
  * symbols, then merges of the most frequent pair until the vocabulary is full. Every tie is broken
  * by token ids assigned in a fixed order, so the result does not depend on the thread count. */
 #include "core/fileio.h"
+#include "core/log.h"
 #include "tok/tok_internal.h"
 
 #include <omp.h>
@@ -639,6 +640,16 @@ int tok_train_files(tok_tokenizer **out, const tok_options *o, const char *const
             rc = TOK_EIO;
             break;
         }
+        /* a file that is not UTF-8 text would train a vocabulary of junk (or none at all) */
+        size_t head = len < TOK_TEXT_CHECK_BYTES ? len : TOK_TEXT_CHECK_BYTES;
+        char msg[TOK_ERRLEN];
+        int v = tok_text_check(bufs[f], head, head == len, paths[f], msg, sizeof msg);
+        if (v < 0) {
+            tok_errf(err, "%s", msg);
+            rc = TOK_EFORMAT;
+            break;
+        }
+        if (v > 0) core_log_warn("%s", msg);
         size_t i = 0;
         while (i < len) {
             const char *nl = memchr(bufs[f] + i, '\n', len - i);
