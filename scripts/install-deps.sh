@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libyaml-dev libcjson-dev libutf8proc-dev libzstd-dev
       libopenblas-dev libopenblas0-openmp libopenmpi-dev openmpi-bin
-      libcmocka-dev clang libclang-rt-14-dev clang-format)
+      libcmocka-dev clang libclang-rt-14-dev clang-format
+      libpng-dev) # libpng-dev: tests/test_report.c decodes the PNG plots with it
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
