@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Command-line behaviour of `cram pretrain`: help, configuration errors, a dryrun's outputs
-# (config.yaml equal to what `cram config pretrain` prints, no model files, no table row), and
-# SIGINT: the state is saved, the process exits cleanly, and a resumed run continues from it.
+# (config.yaml equal to what `cram config pretrain` prints, no model files, no table row),
+# SIGINT: the state is saved, the process exits cleanly, and a resumed run continues from it;
+# settings that would train on nothing, a signal whose state cannot be written, and the lock
+# that keeps a second run of a running name out.
 # A tiny crammed-bert on the 1 MB fixture corpus, in a temp folder.
 # Usage: tests/cli_train.sh path/to/cram   (run from the repository root)
 set -u
@@ -82,5 +84,36 @@ if [ -n "$step" ]; then
 else
     fail "sig: no step in the signal message"
 fi
+
+# ---- settings that would train on nothing are refused up front
+run mlm0 2 pretrain "${ARGS[@]}" name=mlm0 train.objective.mlm_probability=0 \
+    train.steps=3
+has mlm0 "train.objective.mlm_probability=0 masks no token"
+run valneg 2 pretrain "${ARGS[@]}" name=valneg data.validation_seqs=-1 train.steps=3
+has valneg "data.validation_seqs=-1: the number of held-out rows must be >= 0"
+[ ! -e "$tmp/outputs/mlm0" ] && [ ! -e "$tmp/outputs/valneg" ] || fail "refused runs left folders"
+
+# ---- SIGTERM (the test hook raises it after µstep 2) while the state cannot be written: a
+# folder stands where the file should go. Exit 1 with the reason, not 0.
+mkdir -p "$tmp/outputs/unw/intermediate_state.bin"
+CRAM_TEST_KILL_AT=step:2 CRAM_TEST_KILL_SIGNAL=TERM run unw 1 pretrain "${ARGS[@]}" name=unw \
+    train.steps=5
+has unw "Received signal 15, but the training state of step 2 was NOT saved"
+
+# ---- one run per name: a second run of a running name is refused; a killed run's lock goes
+# with it, so its resume starts
+(cd "$tmp" && exec "$CRAM" pretrain "${ARGS[@]}" name=busy train.steps=100000 \
+    impl.print_loss_every_nth_step=5 >"$tmp/busy1.out" 2>&1) &
+pid=$!
+for _ in $(seq 1 600); do
+    grep -q "Train loss" "$tmp/busy1.out" 2>/dev/null && break
+    sleep 0.1
+done
+run busy2 2 pretrain "${ARGS[@]}" name=busy train.steps=3
+has busy2 "another run named busy is still running in outputs/busy (process $pid holds"
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+run busy3 0 pretrain "${ARGS[@]}" name=busy train.steps=3 impl.resume_run_after_preempt=True
+has busy3 "Final checkpoint:"
 
 finish

@@ -16,12 +16,14 @@
 #include "ops/backend.h"
 #include "train/train.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -324,6 +326,206 @@ static void test_stopping(void **state) {
     assert_string_equal(res.checkpoint_dir, "");
 }
 
+/* ---- exact resume at every instant (fp32 row) ----
+ * A job whose last update falls on the cap (13 µsteps, batch 16 = 2 microbatches: the cap is in
+ * the middle of an accumulation) with an lr that is not 0 at the cap, so one more microbatch
+ * after it would change the weights. */
+#define CAP_ARGS                                                                                   \
+    "train.batch_size=16", "train.batch_size_ramp=0", "train.pretrain_in_train_mode=True",         \
+        "train.scheduler=inverse-sqrt", "train.warmup_steps=4", "train.steps=13",                  \
+        "impl.print_loss_every_nth_step=3"
+#define RESUME "impl.resume_run_after_preempt=True"
+
+static void same_model(const train_result *a, const train_result *b) {
+    char pa[2 * CORE_PATH_MAX], pb[2 * CORE_PATH_MAX];
+    assert_true(a->checkpoint_dir[0] && b->checkpoint_dir[0]);
+    snprintf(pa, sizeof pa, "%s/model.safetensors", a->checkpoint_dir);
+    snprintf(pb, sizeof pb, "%s/model.safetensors", b->checkpoint_dir);
+    if (!files_equal(pa, pb)) fail_msg("%s differs from %s", pb, pa);
+    assert_true(memcmp(&a->val_loss, &b->val_loss, sizeof(double)) == 0);
+}
+
+static bool none_trained(const recorder *r) {
+    for (int k = 0; k <= MAXSTEPS; k++)
+        if (r->loss[k] != 0.0) return false;
+    return true;
+}
+
+/* Whether the run's log holds text. */
+static bool log_has(const train_result *res, const char *name, const char *text) {
+    char p[2 * CORE_PATH_MAX], *buf = NULL, err[256];
+    size_t n = 0;
+    snprintf(p, sizeof p, "%s/%s_pretrain.log", res->run_dir, name);
+    if (core_read_file(p, &buf, &n, err, sizeof err)) fail_msg("%s", err);
+    bool found = strstr(buf, text) != NULL;
+    if (!found) printf("# %s has no '%s'\n", p, text);
+    free(buf);
+    return found;
+}
+
+/* A state saved at the cap (a periodic save at the last µstep, or a finished run rerun with
+ * resume) or past the budget: the resumed run trains no microbatch and writes the
+ * uninterrupted run's weights. */
+static void test_resume_at_the_end(void **state) {
+    (void)state;
+    recorder *b = calloc(1, sizeof *b);
+    train_result ra, rb, rc;
+    assert_int_equal(run("capstraight", NULL, &ra, CAP_ARGS, NULL), 0);
+    assert_int_equal(ra.step, 13);
+    assert_int_equal(run("cap", NULL, &rb, CAP_ARGS, "impl.save_intermediate_checkpoints=True",
+                         "impl.save_every_nth_step=13", NULL),
+                     0);
+    assert_true(exists("outputs/cap", "intermediate_state.bin.grads-13"));
+    same_model(&ra, &rb);
+    /* the finished job again, resumed: its state is at the cap */
+    assert_int_equal(run("cap", b, &rc, CAP_ARGS, RESUME, NULL), 0);
+    assert_int_equal(rc.stop, TRAIN_STOP_STEPS);
+    assert_int_equal(rc.step, 13);
+    assert_int_equal(rc.updates, ra.updates);
+    assert_true(none_trained(b));
+    same_model(&ra, &rc);
+    /* and once more with the budget used up (the state holds about a second) */
+    assert_int_equal(run("cap", b, &rc, CAP_ARGS, RESUME, "budget=0.00000001", NULL), 0);
+    assert_int_equal(rc.stop, TRAIN_STOP_DEADLINE);
+    assert_int_equal(rc.step, 13);
+    assert_true(none_trained(b));
+    same_model(&ra, &rc);
+    free(b);
+}
+
+static void hook(const char *at, const char *sig) {
+    if (at) {
+        setenv("CRAM_TEST_KILL_AT", at, 1);
+        setenv("CRAM_TEST_KILL_SIGNAL", sig, 1);
+    } else {
+        unsetenv("CRAM_TEST_KILL_AT");
+        unsetenv("CRAM_TEST_KILL_SIGNAL");
+    }
+}
+
+/* SIGTERM during validation and during the final checkpoint write: the state is saved (the
+ * periodic saves, every 5 µsteps, do not hit the cap of 13), the exit status is 0, and the
+ * resumed run writes the uninterrupted run's weights without training again. */
+static void test_signal_after_the_loop(void **state) {
+    (void)state;
+    recorder *b = calloc(1, sizeof *b);
+    train_result ra, rb;
+    assert_int_equal(run("capstraight2", NULL, &ra, CAP_ARGS, NULL), 0);
+    static const char *const at[] = {"valid:2", "final:100000"};
+    static const char *const names[] = {"termvalid", "termfinal"};
+    for (int k = 0; k < 2; k++) {
+        hook(at[k], "TERM");
+        int rc = run(names[k], NULL, &rb, CAP_ARGS, "impl.save_intermediate_checkpoints=True",
+                     "impl.save_every_nth_step=5", NULL);
+        hook(NULL, NULL);
+        assert_int_equal(rc, 0);
+        assert_int_equal(rb.step, 13);
+        assert_true(log_has(&rb, names[k], "Received signal 15"));
+        assert_true(log_has(&rb, names[k], "saved the training state at step 13"));
+        if (k == 0) {
+            assert_int_equal(rb.stop, TRAIN_STOP_SIGNAL);
+            assert_string_equal(rb.checkpoint_dir, ""); /* validation was cut short */
+        } else {
+            same_model(&ra, &rb); /* the final write was complete */
+        }
+        memset(b->loss, 0, sizeof b->loss);
+        assert_int_equal(run(names[k], b, &rb, CAP_ARGS, RESUME, NULL), 0);
+        assert_int_equal(rb.step, 13);
+        assert_true(none_trained(b));
+        same_model(&ra, &rb);
+    }
+    free(b);
+}
+
+/* A signal whose state cannot be written ends the run with status 1 and says so. */
+static void test_signal_state_unwritable(void **state) {
+    (void)state;
+    recorder *r = calloc(1, sizeof *r);
+    train_result res;
+    /* a folder where the state file should go: the rename onto it fails */
+    assert_int_equal(core_mkdir_p("outputs/unwritable/intermediate_state.bin", NULL, 0), 0);
+    r->raise_at = 3;
+    assert_int_equal(run("unwritable", r, &res, "train.steps=10", NULL), 1);
+    assert_int_equal(res.stop, TRAIN_STOP_SIGNAL);
+    assert_true(log_has(&res, "unwritable", "was NOT saved"));
+    /* the same during validation */
+    hook("valid:1", "TERM");
+    int rc = run("unwritable", NULL, &res, "train.steps=3", NULL);
+    hook(NULL, NULL);
+    assert_int_equal(rc, 1);
+    free(r);
+}
+
+/* Settings that would train on nothing are refused before anything is built. */
+static void test_degenerate_settings(void **state) {
+    (void)state;
+    train_result res;
+    assert_int_equal(
+        run("mlm0", NULL, &res, "train.objective.mlm_probability=0", "train.steps=3", NULL), 2);
+    assert_int_equal(
+        run("mlm0", NULL, &res, "train.objective.mlm_probability=0.001", "train.steps=3", NULL), 2);
+    assert_int_equal(run("valneg", NULL, &res, "data.validation_seqs=-1", "train.steps=3", NULL),
+                     2);
+    assert_false(exists("outputs", "mlm0"));
+    assert_false(exists("outputs", "valneg"));
+}
+
+/* A second run of a name that is running is refused; the lock goes with its holder. */
+static void test_one_run_per_name(void **state) {
+    (void)state;
+    train_result res;
+    assert_int_equal(core_mkdir_p("outputs/busy", NULL, 0), 0);
+    int fd = open("outputs/busy/.lock", O_RDWR | O_CREAT, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    assert_int_equal(run("busy", NULL, &res, "train.steps=2", NULL), 2);
+    assert_false(exists("outputs/busy", "pretrain")); /* refused before the run folder */
+    close(fd);
+    assert_int_equal(run("busy", NULL, &res, "train.steps=2", NULL), 0);
+    /* the run released it */
+    fd = open("outputs/busy/.lock", O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    close(fd);
+}
+
+/* A state adopted by a run of another configuration: a warning names the keys. A state file
+ * of format version 1 (no configuration fingerprint) still resumes. */
+static void test_state_of_another_config(void **state) {
+    (void)state;
+    recorder *r = calloc(1, sizeof *r);
+    train_result res;
+    r->raise_at = 4;
+    assert_int_equal(run("otherconf", r, &res, CAP_ARGS, NULL), 0);
+    assert_int_equal(res.stop, TRAIN_STOP_SIGNAL);
+    char *buf = NULL, err[256];
+    size_t n = 0;
+    const char *st = "outputs/otherconf/intermediate_state.bin";
+    assert_int_equal(core_read_file(st, &buf, &n, err, sizeof err), 0);
+    assert_int_equal(run("otherconf", NULL, &res, CAP_ARGS, RESUME, "train.steps=15",
+                         "train.optim.weight_decay=0.02", NULL),
+                     0);
+    assert_int_equal(res.step, 15);
+    assert_true(log_has(&res, "otherconf",
+                        "another configuration: train.optim.weight_decay (was 0.01, now 0.02), "
+                        "train.steps (was 13, now 15)"));
+    /* the same state as format version 1: no fingerprint at 72..79, version 1, new checksum */
+    assert_true(n > 88 && buf[8] == 2);
+    memmove(buf + 72, buf + 80, n - 80);
+    n -= 8;
+    buf[8] = 1;
+    uint64_t sum = core_hash64(buf, n - 8, 0);
+    for (int i = 0; i < 8; i++)
+        buf[n - 8 + i] = (char)(sum >> (8 * i));
+    assert_int_equal(core_atomic_write(st, buf, n, err, sizeof err), 0);
+    assert_int_equal(run("otherconf", NULL, &res, CAP_ARGS, RESUME, NULL), 0);
+    assert_true(log_has(&res, "otherconf", "Sucessfully loaded state with metadata {step: 4,"));
+    assert_true(log_has(&res, "otherconf", "(format version 1) does not record"));
+    assert_int_equal(res.step, 13);
+    free(buf);
+    free(r);
+}
+
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
@@ -359,6 +561,12 @@ int main(void) {
         cmocka_unit_test(test_resume_from_periodic_state),
         cmocka_unit_test(test_resume_bad_state),
         cmocka_unit_test(test_stopping),
+        cmocka_unit_test(test_resume_at_the_end),
+        cmocka_unit_test(test_signal_after_the_loop),
+        cmocka_unit_test(test_signal_state_unwritable),
+        cmocka_unit_test(test_degenerate_settings),
+        cmocka_unit_test(test_one_run_per_name),
+        cmocka_unit_test(test_state_of_another_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

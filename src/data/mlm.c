@@ -44,6 +44,12 @@ int mlm_opts_from_config(mlm_opts *o, const cfg_node *cfg, const tok_tokenizer *
                  p, td);
         return -1;
     }
+    if (p == 0 && !dis) {
+        snprintf(err, errlen,
+                 "train.objective.mlm_probability=0 masks no token, so every MLM loss would be "
+                 "NaN; use a value in (0, 1] (or train.objective.disable_mlm=True)");
+        return -1;
+    }
     o->mlm_probability = p;
     o->use_80_20_rule = rule;
     o->disable_mlm = dis;

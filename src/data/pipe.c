@@ -90,6 +90,11 @@ static int opts_from_config(pipe_opts *o, const cfg_node *d, int threads, char *
     }
     o->max_docs = cap_of(cfg_num_or(d, "max_entries_in_raw_dataset", 1e19));
     o->max_rows = cap_of(cfg_num_or(d, "max_seq_in_tokenized_dataset", 1e19));
+    if (cfg_num_or(d, "validation_seqs", 0) < 0) {
+        core_errorf(err, errlen, "data.validation_seqs=%g: must be >= 0 (0: no held-out rows)",
+                    cfg_num_or(d, "validation_seqs", 0));
+        return -1;
+    }
     o->valid_rows = cap_of(cfg_num_or(d, "validation_seqs", 0));
     cfg_node *rt = cfg_map_get(d, "remove_trash");
     if (rt && rt->type == CFG_BOOL) o->trash = rt->b;

@@ -15,6 +15,7 @@
 #include "train/train_internal.h"
 #include "train/trainstate.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -34,10 +36,96 @@
 #define DRYRUN_STEPS 3
 #define DRYRUN_VALID_BATCHES 3
 
-/* ---- SIGINT / SIGTERM: a flag the loop reads at the next microbatch boundary ---- */
+/* ---- SIGINT / SIGTERM: a flag read at the next microbatch boundary, after validation and
+ * after the final checkpoint; the handlers stay installed from the loop to the end of the run */
 static volatile sig_atomic_t g_signal;
 static void on_signal(int sig) {
     g_signal = sig;
+}
+
+/* ---- the test hook CRAM_TEST_KILL_AT=<phase>:<n> (docs/train.md): the process raises
+ * CRAM_TEST_KILL_SIGNAL (default SIGKILL) at one chosen point, so tests can stop a run at an
+ * exact place instead of by timing. Read once per run; nothing else reads it. ---- */
+typedef enum kill_phase {
+    KILL_NONE,
+    KILL_STEP,       /* during µstep n: after its backward, before its update */
+    KILL_SAVE,       /* the periodic state save at µstep n, cut after its first 64 KiB */
+    KILL_SAVE_STATE, /* ... cut inside the state file (the gradient side file is complete) */
+    KILL_VALID,      /* after validation batch n */
+    KILL_FINAL,      /* the final checkpoint, cut after n KiB of a file (or right after it) */
+} kill_phase;
+static const char *const kill_names[] = {"", "step", "save", "save-state", "valid", "final"};
+static struct {
+    kill_phase phase;
+    int64_t n;
+    int sig;
+} g_kill;
+
+static void kill_arm(void) {
+    memset(&g_kill, 0, sizeof g_kill);
+    const char *at = getenv("CRAM_TEST_KILL_AT");
+    if (!at || !*at) return;
+    const char *colon = strchr(at, ':');
+    char *end = NULL;
+    long long n = colon ? strtoll(colon + 1, &end, 10) : -1;
+    for (int k = KILL_STEP; colon && k <= KILL_FINAL; k++)
+        if (strlen(kill_names[k]) == (size_t)(colon - at) &&
+            strncmp(at, kill_names[k], (size_t)(colon - at)) == 0)
+            g_kill.phase = (kill_phase)k;
+    if (g_kill.phase == KILL_NONE || !end || *end || end == colon + 1 || n < 0) {
+        g_kill.phase = KILL_NONE;
+        core_log_warn("CRAM_TEST_KILL_AT=%s ignored: expected <phase>:<n>, phase step, save, "
+                      "save-state, valid or final",
+                      at);
+        return;
+    }
+    g_kill.n = n;
+    g_kill.sig = SIGKILL;
+    const char *sg = getenv("CRAM_TEST_KILL_SIGNAL");
+    if (sg && *sg) {
+        if (strcmp(sg, "TERM") == 0 || strcmp(sg, "SIGTERM") == 0)
+            g_kill.sig = SIGTERM;
+        else if (strcmp(sg, "INT") == 0 || strcmp(sg, "SIGINT") == 0)
+            g_kill.sig = SIGINT;
+        else if (atoi(sg) > 0)
+            g_kill.sig = atoi(sg);
+    }
+    core_log_warn("Test hook CRAM_TEST_KILL_AT=%s: this process raises signal %d there.", at,
+                  g_kill.sig);
+}
+
+static void kill_now(void) {
+    int sig = g_kill.sig;
+    g_kill.phase = KILL_NONE; /* once */
+    raise(sig);
+}
+
+/* A point of the run: raise the hook's signal when it names this one. */
+static void kill_point(kill_phase ph, int64_t n) {
+    if (g_kill.phase == ph && g_kill.n == n) kill_now();
+}
+
+static void on_xfsz(int sig) {
+    (void)sig;
+    raise(SIGKILL);
+}
+
+/* Before a write the hook names: true when it does. With SIGKILL, every file this process
+ * writes from now on is capped at `bytes`, so the kernel stops the write midway (SIGXFSZ, turned
+ * into SIGKILL here) and leaves what a crash would leave; call kill_now() after the write for
+ * the case where it stayed below the cap (and for the other signals). */
+static bool kill_cap_writes(kill_phase ph, int64_t n, uint64_t bytes) {
+    if (g_kill.phase != ph || g_kill.n != n) return false;
+    if (g_kill.sig == SIGKILL) {
+        signal(SIGXFSZ, on_xfsz);
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+            (rl.rlim_max == RLIM_INFINITY || (rlim_t)bytes < rl.rlim_max)) {
+            rl.rlim_cur = (rlim_t)bytes;
+            setrlimit(RLIMIT_FSIZE, &rl);
+        }
+    }
+    return true;
 }
 
 /* A value for a table cell, the way the reference's csv writer prints Python values. */
@@ -118,6 +206,7 @@ static void validate(bert_model *m, const store_rows *rows, const mlm_opts *mo, 
             store_rows_get(rows, k * B + i, ids + (size_t)i * S_in);
         mlm_collate(&b, ids, S_in, mo, VALID_SEED, 0, (uint64_t)k);
         bert_forward(m, b.input_ids, NULL, b.labels, NULL, B, b.S, false, VALID_SEED, (uint64_t)k);
+        kill_point(KILL_VALID, k + 1);
         if (m->cfg.kind == BERT_ARCH_SANITY || m->nvalid == 0) continue;
         if (!measured) bert_eval_reset(m);
         measured = true;
@@ -230,6 +319,26 @@ static int job_from_cfg(job *j, cfg_node *cfg, int64_t world, char *err, size_t 
     const char *obj = cfg_str_or(cfg, "train.objective.name", "masked-lm");
     if (strcmp(obj, "masked-lm") != 0) {
         snprintf(err, errlen, "train.objective.name=%s: only masked-lm is implemented", obj);
+        return -1;
+    }
+    /* settings that would train on nothing: refused before anything is built */
+    double mp = cfg_num_or(cfg, "train.objective.mlm_probability", 0.25);
+    int64_t S = cfg_int_or(cfg, "data.seq_length", 128);
+    if (!cfg_bool_or(cfg, "train.objective.disable_mlm", false) &&
+        (!(mp > 0 && mp <= 1) || mlm_round_half_even(mp * (double)S) < 1)) {
+        snprintf(err, errlen,
+                 "train.objective.mlm_probability=%g masks no token of a %lld-token row "
+                 "(round(p x data.seq_length) must be at least 1: p above %.3g), so every MLM "
+                 "loss would be NaN; use a value in (0, 1]",
+                 mp, (long long)S, S > 0 ? 0.5 / (double)S : 1.0);
+        return -1;
+    }
+    double vs = cfg_num_or(cfg, "data.validation_seqs", 0);
+    if (vs < 0) {
+        snprintf(err, errlen,
+                 "data.validation_seqs=%g: the number of held-out rows must be >= 0 (0: no "
+                 "validation)",
+                 vs);
         return -1;
     }
     if (adamw_hparams_from_cfg(cfg, "train.optim", &j->hp, &j->base_lr, err, errlen)) return -1;
@@ -389,7 +498,200 @@ typedef struct run {
     FILE *metrics;
     double *hist_loss, step_time_sum;
     int nhist, caphist;
+    /* the run's life */
+    int lock_fd;          /* <base_dir>/<name>/.lock, flock'ed (rank 0), or -1 */
+    uint64_t config_hash; /* of the arch, data and train groups, stored in every state */
+    int64_t state_step;   /* the µstep the state file holds from this run (-1: none) */
+    bool signal_unsaved;  /* a signal came, but its state could not be written */
+    bool signals_on;      /* our SIGINT/SIGTERM handlers are installed ... */
+    struct sigaction old_int, old_term; /* ... in place of these */
 } run;
+
+/* ---- one run per name at a time ---- */
+
+/* Take the advisory lock <base_dir>/<name>/.lock for the run's life (it goes with the process,
+ * so a killed run never blocks its resume). Returns 0, or 2 with a message when another live
+ * process holds it; a lock file that cannot be made only costs the guard (a warning). */
+static int take_lock(run *r) {
+    const job *J = &r->J;
+    char dir[CORE_PATH_MAX], path[CORE_PATH_MAX + 16], e[512];
+    r->lock_fd = -1;
+    snprintf(dir, sizeof dir, "%s/%s", J->base_dir, J->name);
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = -1;
+    if (core_mkdir_p(dir, e, sizeof e) == 0) fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        core_log_warn("cannot create the lock file %s (%s): another run named %s could use the "
+                      "same folder at the same time",
+                      path, strerror(errno), J->name);
+        return 0;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int en = errno;
+        char holder[32] = "";
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        close(fd);
+        if (en != EWOULDBLOCK) {
+            core_log_warn("cannot lock %s (%s): another run named %s could use the same folder "
+                          "at the same time",
+                          path, strerror(en), J->name);
+            return 0;
+        }
+        snprintf(r->err, sizeof r->err,
+                 "another run named %.256s is still running in %.600s (process %s holds "
+                 "%.600s); wait for it "
+                 "to end or stop it (then resume with impl.resume_run_after_preempt=True), or "
+                 "choose another name= or base_dir=",
+                 J->name, dir, holder[0] ? holder : "?", path);
+        return 2;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        core_log_warn("cannot write the pid into %s: %s", path, strerror(errno));
+    r->lock_fd = fd;
+    return 0;
+}
+
+/* ---- which configuration wrote a state ---- */
+
+static const char *const cfg_groups[] = {"arch", "data", "train"};
+
+/* A fingerprint of the groups that decide what is trained (impl.*, name, base_dir, budget and
+ * the seed are left out: a resume may change them). Never 0. */
+static uint64_t config_hash(const cfg_node *cfg) {
+    core_hash h;
+    core_hash_init(&h, 0x636f6e666967ull);
+    for (size_t g = 0; g < sizeof cfg_groups / sizeof *cfg_groups; g++) {
+        const cfg_node *n = cfg_get(cfg, cfg_groups[g]);
+        char *json = n ? cfg_canonical_json(n) : xstrdup("null");
+        core_hash_update_str(&h, cfg_groups[g]);
+        core_hash_update_str(&h, json);
+        free(json);
+    }
+    return core_hash_final(&h) | 1;
+}
+
+/* Append "path (was A, now B)" to out for each leaf where a and b differ, at most 8. */
+static void cfg_diff(const cfg_node *a, const cfg_node *b, const char *path, char *out,
+                     size_t outlen, int *count) {
+    if (*count >= 8) return;
+    if (a && b && a->type == CFG_MAP && b->type == CFG_MAP) {
+        char sub[512];
+        for (int i = 0; i < a->n; i++) {
+            snprintf(sub, sizeof sub, "%s.%s", path, a->keys[i]);
+            cfg_diff(a->items[i], cfg_map_get(b, a->keys[i]), sub, out, outlen, count);
+        }
+        for (int i = 0; i < b->n; i++)
+            if (!cfg_map_get(a, b->keys[i])) {
+                snprintf(sub, sizeof sub, "%s.%s", path, b->keys[i]);
+                cfg_diff(NULL, b->items[i], sub, out, outlen, count);
+            }
+        return;
+    }
+    char *ja = a ? cfg_canonical_json(a) : xstrdup("(none)");
+    char *jb = b ? cfg_canonical_json(b) : xstrdup("(none)");
+    if (strcmp(ja, jb) != 0) {
+        size_t used = strlen(out);
+        if (*count == 7)
+            snprintf(out + used, outlen - used, "%s...", used ? ", " : "");
+        else
+            snprintf(out + used, outlen - used, "%s%s (was %.40s, now %.40s)", used ? ", " : "",
+                     path, ja, jb);
+        (*count)++;
+    }
+    free(ja), free(jb);
+}
+
+/* The state about to be adopted was written under config fingerprint `want`, not ours: find a
+ * run folder of this name whose config.yaml has that fingerprint and log the keys that differ. */
+static void warn_config_differs(const run *r, const cfg_node *cfg, uint64_t want) {
+    const job *J = &r->J;
+    char top[CORE_PATH_MAX + 16], diff[2048] = "";
+    snprintf(top, sizeof top, "%s/%s/pretrain", J->base_dir, J->name);
+    int count = 0;
+    bool found = false;
+    DIR *d1 = opendir(top);
+    struct dirent *e1, *e2;
+    while (d1 && !found && (e1 = readdir(d1)) != NULL) {
+        if (e1->d_name[0] == '.') continue;
+        char day[2 * CORE_PATH_MAX];
+        snprintf(day, sizeof day, "%s/%s", top, e1->d_name);
+        DIR *d2 = opendir(day);
+        while (d2 && !found && (e2 = readdir(d2)) != NULL) {
+            if (e2->d_name[0] == '.') continue;
+            char yaml[3 * CORE_PATH_MAX];
+            snprintf(yaml, sizeof yaml, "%s/%s/config.yaml", day, e2->d_name);
+            if (access(yaml, R_OK) != 0) continue;
+            cfg_error ce = {0};
+            cfg_node *old = cfg_load_yaml_file(yaml, &ce);
+            if (old && config_hash(old) == want) {
+                found = true;
+                for (size_t g = 0; g < sizeof cfg_groups / sizeof *cfg_groups; g++)
+                    cfg_diff(cfg_get(old, cfg_groups[g]), cfg_get(cfg, cfg_groups[g]),
+                             cfg_groups[g], diff, sizeof diff, &count);
+            }
+            if (old) cfg_free(old);
+        }
+        if (d2) closedir(d2);
+    }
+    if (d1) closedir(d1);
+    if (found && count > 0)
+        core_log_warn("The intermediate state was written by a run with another configuration: "
+                      "%s. Continuing it with this run's configuration.",
+                      diff);
+    else
+        core_log_warn("The intermediate state was written by a run with another arch, data or "
+                      "train configuration (no run folder under %s has that configuration, so the "
+                      "keys cannot be named). Continuing it with this run's configuration.",
+                      top);
+}
+
+/* ---- SIGINT / SIGTERM ---- */
+
+static void signals_install(run *r) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second signal ends the process at once */
+    sigemptyset(&sa.sa_mask);
+    g_signal = 0;
+    sigaction(SIGINT, &sa, &r->old_int);
+    sigaction(SIGTERM, &sa, &r->old_term);
+    r->signals_on = true;
+}
+
+static void signals_restore(run *r) {
+    if (!r->signals_on) return;
+    sigaction(SIGINT, &r->old_int, NULL);
+    sigaction(SIGTERM, &r->old_term, NULL);
+    r->signals_on = false;
+}
+
+/* A signal came (`when` says where): keep the state of this µstep boundary so a resumed run
+ * continues exactly here, unless the state file holds this step already. Rank 0. Returns 0, or
+ * 1 when the state could not be written. */
+static int save_for_signal(run *r, const train_progress *P, const char *when) {
+    int sig = (int)g_signal;
+    if (r->state_step == P->step) {
+        core_log_info("Received signal %d%s: the training state of step %lld is already in %s. "
+                      "Resume with impl.resume_run_after_preempt=True.",
+                      sig, when, (long long)P->step, r->J.state_path);
+        return 0;
+    }
+    if (ckpt_save_state(r->J.state_path, &r->m, P, r->err, sizeof r->err)) {
+        core_log_error("Received signal %d%s, but the training state of step %lld was NOT saved: "
+                       "%s",
+                       sig, when, (long long)P->step, r->err);
+        return 1;
+    }
+    r->state_step = P->step;
+    core_log_info("Received signal %d%s: saved the training state at step %lld to %s. Resume with "
+                  "impl.resume_run_after_preempt=True.",
+                  sig, when, (long long)P->step, r->J.state_path);
+    return 0;
+}
 
 /* The job from the config, the backend, the run folder with its config and log, the seed.
  * Returns 0, or the exit code. */
@@ -403,12 +705,24 @@ static int run_setup(run *r, cfg_node *cfg, const train_opts *opts, train_result
     }
     r->hooks = opts ? opts->hooks : NULL;
     r->rank = r->d->rank;
+    r->lock_fd = -1;
+    r->state_step = -1;
     core_log_init(r->rank);
+    kill_arm();
     job *J = &r->J;
     if (job_from_cfg(J, cfg, r->d->world, r->err, sizeof r->err)) {
         core_log_error("%s", r->err);
         return 2;
     }
+    /* one run of this name at a time: rank 0 holds the lock, every rank learns the verdict */
+    int locked = r->rank == 0 ? take_lock(r) : 0;
+    dist_bcast_bytes(r->d, &locked, sizeof locked);
+    if (locked) {
+        core_log_error("%s", r->rank == 0 ? r->err : "rank 0 could not lock the run's folder");
+        return locked;
+    }
+    r->config_hash = config_hash(cfg);
+    ts_set_config_hash(r->config_hash);
     if (opts && opts->ops) {
         r->o = opts->ops;
     } else {
@@ -468,6 +782,8 @@ static int run_setup(run *r, cfg_node *cfg, const train_opts *opts, train_result
         free(yaml);
     }
     core_log_info("Run folder: %s", J->run_dir);
+    /* under the lock, the leftovers of killed writes of this name are nobody's */
+    if (r->rank == 0) ckpt_remove_stale(J->base_dir, J->name);
     return 0;
 }
 
@@ -564,7 +880,19 @@ static int run_build(run *r, cfg_node *cfg, train_result *res) {
             if (L.seed != r->seed)
                 core_log_info("Continuing with the interrupted run's seed %llu (not %llu).",
                               (unsigned long long)L.seed, (unsigned long long)r->seed);
+            ts_header h;
+            char herr[512];
+            if (r->rank == 0 &&
+                ts_read(J->state_path, &h, NULL, NULL, NULL, 0, 0, herr, sizeof herr) == TS_OK) {
+                if (h.config_hash == 0)
+                    core_log_info("The intermediate state (format version %u) does not record "
+                                  "its configuration.",
+                                  h.version);
+                else if (h.config_hash != r->config_hash)
+                    warn_config_differs(r, cfg, h.config_hash);
+            }
             *P = L;
+            r->state_step = P->step; /* the state file holds this step */
             loader_seek(&r->ld, P->pos);
             core_log_info("Sucessfully loaded state with metadata {step: %lld, elapsed: %.3f, "
                           "updates: %lld, epoch: %lld, batch: %lld}",
@@ -597,26 +925,32 @@ static train_stop run_loop(run *r, train_result *res) {
     int64_t tokens_per_step = (int64_t)r->mb.S * P.mbs_eff;
     double peak = r->peak, flops_tok = r->flops_tok;
 
-    struct sigaction sa = {0}, old_int, old_term;
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND; /* a second signal ends the process at once */
-    sigemptyset(&sa.sa_mask);
-    g_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    signals_install(r); /* until the end of the run (run_free) */
 
     /* Start the clocks now */
     double t_start = core_now() - P.elapsed_s, t_loop = core_now(), t_print = t_loop;
     int64_t first_step = P.step;
     train_stop stop = TRAIN_STOP_NONE;
     double el = P.elapsed_s;
-    for (;;) {
+    /* A resumed state may be at the end already (saved at the last µstep, during validation or
+     * the final write, or by a finished run): then not one more microbatch, or the result would
+     * differ from the uninterrupted run's. */
+    bool at_end = P.step > 0 && (el / 3600.0 > J.budget_h || P.step >= J.steps_cap);
+    if (at_end) {
+        stop = el / 3600.0 > J.budget_h ? TRAIN_STOP_DEADLINE : TRAIN_STOP_STEPS;
+        core_log_info("The resumed state is at step %lld of train.steps=%lld, %.3f s into a "
+                      "budget of %g h: nothing left to train.",
+                      (long long)P.step, (long long)J.steps_cap, el, J.budget_h);
+        core_log_info("Reached deadline. Stopping training ...");
+    }
+    while (!at_end) {
         int64_t step = P.step + 1;
         loader_next(&r->ld, rows);
         mlm_collate(&r->mb, rows, r->S_in, &r->mo, P.seed, (uint32_t)rank, (uint64_t)step);
         double loss = bert_forward(&r->m, r->mb.input_ids, NULL, r->mb.labels, NULL, (int)J.mbs,
                                    r->mb.S, J.train_mode, P.seed, (uint64_t)step);
         bert_backward(&r->m, 1.0f / (float)accum);
+        kill_point(KILL_STEP, step);
         P.step = step;
         P.acc += P.mbs_eff;
         el = core_now() - t_start;
@@ -681,8 +1015,14 @@ static train_stop run_loop(run *r, train_result *res) {
             !J.dryrun) {
             P.elapsed_s = el;
             P.pos = loader_tell(&r->ld);
+            bool hook = kill_cap_writes(KILL_SAVE, step, 64 << 10) ||
+                        kill_cap_writes(KILL_SAVE_STATE, step,
+                                        (uint64_t)r->m.numel * sizeof(float) + (64 << 10));
             if (ckpt_save_state(J.state_path, &r->m, &P, err, sizeof r->err))
                 core_log_warn("intermediate state not saved: %s", err);
+            else
+                r->state_step = step;
+            if (hook) kill_now();
         }
         if (!isfinite(loss)) {
             core_log_info("Non-finite loss in step %lld on device %d.", (long long)step, rank);
@@ -718,12 +1058,7 @@ static train_stop run_loop(run *r, train_result *res) {
             if (!J.dryrun && rank == 0) {
                 P.elapsed_s = el;
                 P.pos = loader_tell(&r->ld);
-                if (ckpt_save_state(J.state_path, &r->m, &P, err, sizeof r->err))
-                    core_log_error("intermediate state not saved: %s", err);
-                else
-                    core_log_info("Received signal %d: saved the training state at step %lld to "
-                                  "%s. Resume with impl.resume_run_after_preempt=True.",
-                                  (int)g_signal, (long long)step, J.state_path);
+                if (save_for_signal(r, &P, "")) r->signal_unsaved = true;
             }
             stop = TRAIN_STOP_SIGNAL;
             break;
@@ -745,13 +1080,16 @@ static train_stop run_loop(run *r, train_result *res) {
                 break;
             }
             P = L;
+            r->state_step = P.step;
             loader_seek(&r->ld, P.pos);
             accum = P.cur_bs / P.mbs_eff;
             t_start = core_now() - P.elapsed_s;
         }
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    /* where the run stands, for a state written after the loop (a signal during validation or
+     * the final write) */
+    P.elapsed_s = el;
+    P.pos = loader_tell(&r->ld);
     double loop_s = core_now() - t_loop;
     res->stop = stop;
     res->step = P.step;
@@ -770,27 +1108,46 @@ static train_stop run_loop(run *r, train_result *res) {
     return stop;
 }
 
-/* Validation, the summary table, the final checkpoint and the metrics file. Returns the exit
- * code. */
+/* Validation, the summary table, the final checkpoint and the metrics file. A signal during
+ * validation saves the state (when the file does not hold this step already) and skips the
+ * rest; one during the final write lets it finish, then saves the state. Returns the exit
+ * code: 0, or 1 when a signal's state or the final checkpoint could not be written or the
+ * loss went non-finite. */
 static int run_finish(run *r, train_stop stop, train_result *res) {
     const job J = r->J;
     int rank = r->rank, rc = 0;
     char *err = r->err;
     train_progress P = r->P;
-    if (stop != TRAIN_STOP_SIGNAL) {
-        double vl, va;
-        int64_t vrows;
-        validate(&r->m, &r->s.valid, &r->mo, (int)J.mbs, J.dryrun ? DRYRUN_VALID_BATCHES : 0, &vl,
-                 &va, &vrows);
+    /* nothing to keep from a dry run or a non-finite stop */
+    bool keep_state = !J.dryrun && stop != TRAIN_STOP_NONFINITE;
+    if (stop == TRAIN_STOP_SIGNAL) {
+        if (r->signal_unsaved) rc = 1;
+    } else {
+        double vl = NAN, va = NAN;
+        int64_t vrows = 0;
+        if (!g_signal)
+            validate(&r->m, &r->s.valid, &r->mo, (int)J.mbs, J.dryrun ? DRYRUN_VALID_BATCHES : 0,
+                     &vl, &va, &vrows);
+        int go = !g_signal;
+        dist_allreduce_int(r->d, &go, 1, DIST_MIN);
         res->val_loss = vl;
         res->val_acc = va;
         if (vrows > 0)
             core_log_info("Validation MLM loss %.4f, accuracy %.2f%% on %lld held-out rows "
                           "(fixed masks, dropout off).",
                           vl, 100.0 * va, (long long)vrows);
-        else
+        else if (go)
             core_log_info("No validation rows in the store (data.validation_seqs=0).");
-
+        if (!go) {
+            stop = res->stop = TRAIN_STOP_SIGNAL;
+            if (rank == 0 && keep_state)
+                rc = save_for_signal(r, &P, " during validation");
+            else if (rank == 0)
+                core_log_info("Received signal %d during validation: stopping (nothing to save).",
+                              (int)g_signal);
+        }
+    }
+    if (stop != TRAIN_STOP_SIGNAL) {
         if (!J.dryrun && rank == 0)
             write_table(&J, &r->s, res, core_now() - r->t_launch, r->hist_loss, r->nhist,
                         r->nhist ? r->step_time_sum / r->nhist : 0, loader_tell(&r->ld).epoch);
@@ -801,6 +1158,8 @@ static int run_finish(run *r, train_stop stop, train_result *res) {
                 if (ckpt_load_state(J.state_path, &r->m, &L, err, sizeof r->err) == 0) loss = 16.0;
             }
             if (isfinite(loss)) {
+                bool hook =
+                    !J.dryrun && kill_cap_writes(KILL_FINAL, g_kill.n, (uint64_t)g_kill.n << 10);
                 if (ckpt_save_final(res->checkpoint_dir, sizeof res->checkpoint_dir, J.cfg, &r->m,
                                     r->s.tok, loss, J.dryrun, err, sizeof r->err)) {
                     core_log_error("final checkpoint not written: %s", err);
@@ -812,6 +1171,7 @@ static int run_finish(run *r, train_stop stop, train_result *res) {
                     core_log_info("Dry run: no model files (folder %s).", res->checkpoint_dir);
                     res->checkpoint_dir[0] = '\0';
                 }
+                if (hook) kill_now();
             } else {
                 core_log_warn("The last loss is not finite: no final checkpoint written.");
             }
@@ -819,6 +1179,10 @@ static int run_finish(run *r, train_stop stop, train_result *res) {
         if (stop == TRAIN_STOP_NONFINITE && rc == 0) rc = 1;
     }
     if (rank == 0) write_metrics_yaml(&J, &r->m, res);
+    if (stop != TRAIN_STOP_SIGNAL && g_signal && rank == 0) {
+        /* the final checkpoint is complete; keep the state too, as a signal promises */
+        if (keep_state && save_for_signal(r, &P, " while the final checkpoint was written")) rc = 1;
+    }
     {
         char td[64];
         core_format_timedelta(td, sizeof td, core_now() - r->t_launch);
@@ -830,6 +1194,10 @@ static int run_finish(run *r, train_stop stop, train_result *res) {
 }
 
 static void run_free(run *r) {
+    signals_restore(r);
+    ts_set_config_hash(0);
+    if (r->lock_fd >= 0) close(r->lock_fd); /* releases the lock */
+    r->lock_fd = -1;
     if (r->have_model) bert_free(&r->m);
     if (r->have_batch) mlm_batch_free(&r->mb);
     if (r->have_store) store_close(&r->s);

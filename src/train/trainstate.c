@@ -1,10 +1,12 @@
-/* Training-state file, version 1 (all integers little endian):
+/* Training-state file, version 2 (all integers little endian):
  *   0  "CRAMSTAT"   8  u32 version   12 u32 reserved (0)
  *   16 u64 step     24 u64 opt_t     32 f64 elapsed_s   40 u64 seed   48 u64 model_hash
- *   56 u64 n        64 u32 npos      68 u32 rng_bytes
- *   72 u64 pos[npos], then rng_bytes bytes padded with zeros to a multiple of 8,
+ *   56 u64 n        64 u32 npos      68 u32 rng_bytes   72 u64 config_hash
+ *   80 u64 pos[npos], then rng_bytes bytes padded with zeros to a multiple of 8,
  *   then f32 params[n], f32 m[n], f32 v[n], then u64 checksum = core_hash64(all bytes before).
- * Floats are stored as the host's IEEE-754 little-endian bytes (every machine cram runs on). */
+ * Version 1 is the same without config_hash (pos[] starts at 72); it is still read, with
+ * config_hash 0. Floats are stored as the host's IEEE-754 little-endian bytes (every machine
+ * cram runs on). */
 #include "train/trainstate.h"
 
 #include "core/check.h"
@@ -16,7 +18,14 @@
 #include <string.h>
 
 static const char ts_magic[8] = {'C', 'R', 'A', 'M', 'S', 'T', 'A', 'T'};
-#define TS_FIXED 72
+#define TS_FIXED_V1 72
+#define TS_FIXED 80 /* version 2 */
+
+static uint64_t g_config_hash;
+
+void ts_set_config_hash(uint64_t hash) {
+    g_config_hash = hash;
+}
 
 static void put_u32(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++)
@@ -58,6 +67,7 @@ static size_t encode_header(unsigned char *buf, const ts_header *h) {
     put_u64(buf + 56, h->n);
     put_u32(buf + 64, h->npos);
     put_u32(buf + 68, h->rng_bytes);
+    put_u64(buf + 72, h->config_hash ? h->config_hash : g_config_hash);
     size_t off = TS_FIXED;
     for (uint32_t i = 0; i < h->npos; i++, off += 8)
         put_u64(buf + off, h->pos[i]);
@@ -117,15 +127,21 @@ ts_status ts_read(const char *path, ts_header *h, float *params, float *m, float
         rc = TS_EFORMAT;
         goto out;
     }
-    if (len < TS_FIXED + 8) {
+    if (len < 12) {
         core_errorf(err, errlen, "%s: truncated (%zu bytes)", path, len);
         rc = TS_EFORMAT;
         goto out;
     }
     uint32_t version = get_u32(p + 8);
-    if (version != TS_VERSION) {
-        core_errorf(err, errlen, "%s: training-state version %u, this build reads version %u", path,
-                    version, TS_VERSION);
+    if (version != 1 && version != TS_VERSION) {
+        core_errorf(err, errlen, "%s: training-state version %u, this build reads versions 1 to %u",
+                    path, version, TS_VERSION);
+        rc = TS_EFORMAT;
+        goto out;
+    }
+    const size_t fixed = version == 1 ? TS_FIXED_V1 : TS_FIXED;
+    if (len < fixed + 8) {
+        core_errorf(err, errlen, "%s: truncated (%zu bytes)", path, len);
         rc = TS_EFORMAT;
         goto out;
     }
@@ -137,7 +153,7 @@ ts_status ts_read(const char *path, ts_header *h, float *params, float *m, float
         rc = TS_EFORMAT;
         goto out;
     }
-    size_t hn = TS_FIXED + 8 * (size_t)npos + rng_padded(rng_bytes);
+    size_t hn = fixed + 8 * (size_t)npos + rng_padded(rng_bytes);
     if (fn > (SIZE_MAX - hn - 8) / 12 || len != hn + 12 * fn + 8) {
         core_errorf(
             err, errlen,
@@ -162,12 +178,14 @@ ts_status ts_read(const char *path, ts_header *h, float *params, float *m, float
     memcpy(&h->elapsed_s, &eb, 8);
     h->seed = get_u64(p + 40);
     h->model_hash = get_u64(p + 48);
+    h->config_hash = version == 1 ? 0 : get_u64(p + 72);
+    h->version = version;
     h->n = fn;
     h->npos = npos;
     for (uint32_t i = 0; i < npos; i++)
-        h->pos[i] = get_u64(p + TS_FIXED + 8 * i);
+        h->pos[i] = get_u64(p + fixed + 8 * i);
     h->rng_bytes = rng_bytes;
-    memcpy(h->rng, p + TS_FIXED + 8 * npos, rng_bytes);
+    memcpy(h->rng, p + fixed + 8 * npos, rng_bytes);
     if (!params) goto out;
     if (fn != n) {
         core_errorf(err, errlen,

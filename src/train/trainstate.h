@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TS_VERSION 1
+#define TS_VERSION 2    /* written; version 1 (no config_hash) is still read */
 #define TS_MAX_POS 64   /* data-loader position words */
 #define TS_MAX_RNG 1024 /* bytes of RNG state */
 
@@ -27,19 +27,29 @@ typedef struct ts_header {
     double elapsed_s;    /* training time used so far (budget clock) */
     uint64_t seed;       /* the run's seed */
     uint64_t model_hash; /* caller's fingerprint of the parameter layout; checked on read */
-    uint32_t npos;       /* data-loader position: opaque words */
+    /* caller's fingerprint of the configuration that wrote the state; never checked here.
+     * 0: unknown (a version 1 file, or a writer that does not set it) */
+    uint64_t config_hash;
+    uint32_t version; /* filled by ts_read: the file's format version */
+    uint32_t npos;    /* data-loader position: opaque words */
     uint64_t pos[TS_MAX_POS];
     uint32_t rng_bytes; /* RNG state: opaque bytes (e.g. a core_rng) */
     unsigned char rng[TS_MAX_RNG];
     uint64_t n; /* floats in each of params, m, v */
 } ts_header;
 
-/* Write h and the three n-float buffers (h->n) atomically. */
+/* Write h and the three n-float buffers (h->n) atomically, as version TS_VERSION. When
+ * h->config_hash is 0, the fingerprint last given to ts_set_config_hash is stored instead. */
 ts_status ts_write(const char *path, const ts_header *h, const float *params, const float *m,
                    const float *v, char *err, size_t errlen);
 
-/* Read and validate path. h receives the header. When params is not NULL, the file must hold
- * exactly n floats per buffer and, when expect_model_hash is not 0, that model hash
+/* The configuration fingerprint that ts_write stores for writers whose header leaves
+ * config_hash at 0 (the pretraining job sets it once per run, before its first state write;
+ * 0 stops it). Process-wide. */
+void ts_set_config_hash(uint64_t hash);
+
+/* Read and validate path (version 1 or 2). h receives the header. When params is not NULL, the file
+ * must hold exactly n floats per buffer and, when expect_model_hash is not 0, that model hash
  * (TS_EMISMATCH otherwise); params, m and v are filled only after every check passed. With
  * params NULL only the header is returned (the whole file is still verified). */
 ts_status ts_read(const char *path, ts_header *h, float *params, float *m, float *v, size_t n,
