@@ -8,7 +8,10 @@
 # integrity of what eval reads back: latest/smallest pass over half-written, empty and damaged
 # folders and say why, a checksum mismatch and a non-finite weight are refused, a diverged task
 # fails the run; and what pretraining leaves (no folder for a dry run, no temporary folder after
-# a failed write, leftovers of killed writes removed).
+# a failed write, leftovers of killed writes removed). Also: --help, the progress report (lines
+# when stdout is not a terminal, a bar when it is), the input check before the first step (every
+# missing input at once, a command that runs with what is there) and no run folder after a run
+# that stops before its first step.
 # Usage: tests/cli_eval.sh path/to/cram   (run from the repository root)
 set -u
 
@@ -73,6 +76,85 @@ has vocab "$tmp/vocab"
 has vocab "vocabulary"
 run nockpt 2 eval name=nobody eval.data_dir="$FIX/glue_tiny" eval/tasks=rte
 has nockpt "outputs/nobody/checkpoints"
+# none of these made a run folder (their runs are named "default" and "nobody")
+for d in default nobody; do
+    [ -e "$tmp/outputs/$d" ] && fail "bad input: left the folder outputs/$d ($(find "$tmp/outputs/$d" | tail -n 3 | tr '\n' ' '))"
+done
+
+# --help: the main keys and an example, in the program's own words
+run help 0 eval --help
+for k in "eval.checkpoint=latest" "eval.checkpoint=smallest" "eval.checkpoint=hf:FOLDER" \
+    "eval.data_dir=DIR" "eval/tasks=" "impl.microbatch_size=N" "impl.precision=" "impl.device=" "Examples:"; do
+    has help "$k"
+done
+grep -q "SPEC" "$tmp/help.out" && fail "help: cites a file the repository does not contain"
+
+# progress: not a terminal, so log lines (the test hook sets their period to 0 s: after every
+# step and validation batch); they go to the log file as well
+CRAM_TEST_EVAL_PROGRESS_S=0 run progress 0 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=rte name=prog
+has progress "Task rte: step 1/10 (epoch 1 of 2), loss avg [0-9.]*, [0-9]* t/s, ETA [0-9.hms]* for the task."
+has progress "Task rte: step 9/10 (epoch 2 of 2), loss avg"
+has progress "Task rte: validation on RTE/dev.tsv: 8/16 rows, [0-9.]* rows/s, ETA "
+has progress "Task rte: 40 training rows (RTE/train.tsv), 16 validation rows (RTE/dev.tsv)."
+grep -q $'\r' "$tmp/progress.out" && fail "progress: carriage returns in output that is not a terminal"
+grep -q "Task rte: step 4/10" "$(ls "$tmp"/outputs/prog/downstream/*/*/prog_eval.log | head -1)" ||
+    fail "progress: the lines are not in the log file"
+# the default period (30 s) prints none on this short run
+run progress_quiet 0 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=rte name=prog
+grep -q "Task rte: step " "$tmp/progress_quiet.out" && fail "progress_quiet: a line before 30 s passed"
+CRAM_TEST_EVAL_PROGRESS_S=soon run progress_bad 0 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=rte name=prog
+has progress_bad "CRAM_TEST_EVAL_PROGRESS_S=soon ignored"
+# on a terminal (script(1) provides one, where it can): a bar with the rate and the ETA
+if command -v script >/dev/null 2>&1 && script -qec true /dev/null >/dev/null 2>&1; then
+    (cd "$tmp" && script -qec "'$CRAM' eval eval.checkpoint=hf:$FIX/tiny_bert impl.microbatch_size=8 eval.epochs=2 seed=3 impl.threads=1 eval.data_dir=$FIX/glue_tiny eval/tasks=rte name=prog" /dev/null >"$tmp/tty.out" 2>&1) ||
+        fail "tty: exit status $?"
+    grep -q $'\rrte epoch 2 of 2, loss avg [0-9.]* \[#*\] 100.0% 5/5 (.*/s, ETA 0s)' "$tmp/tty.out" || fail "tty: no training bar"
+    grep -q $'\rrte validation (RTE/dev.tsv) \[#*\] 100.0% 16/16' "$tmp/tty.out" || fail "tty: no validation bar"
+    grep -q "Task rte: step " "$tmp/tty.out" && fail "tty: log lines besides the bar"
+else
+    echo "progress bar on a terminal: skipped (script(1) cannot open a terminal here)"
+fi
+
+# every input is checked before the first step: a folder that lacks five of GLUE_sane's tasks
+# stops at once, lists them all and says how to run the tasks that are there
+cp -r "$FIX/glue_tiny" "$tmp/g3"
+FF=(eval=GLUE_sane eval.checkpoint="hf:$FIX/tiny_bert" eval.data_dir="$tmp/g3" impl.microbatch_size=8 eval.epochs=1 seed=3 impl.threads=1 name=ff)
+run failfast 2 eval "${FF[@]}"
+for t in MNLI MRPC QNLI QQP SST-2; do
+    has failfast "$tmp/g3/$t: task folder of"
+done
+has failfast "cram eval cannot start: 5 problem(s) with its inputs"
+has failfast "The configured tasks whose files are all present: cola, rte, stsb. To run those:"
+has failfast "'eval/tasks=\[cola,rte,stsb\]'"
+grep -q "Finetuning task" "$tmp/failfast.out" && fail "failfast: trained before stopping"
+[ -e "$tmp/outputs/ff" ] && fail "failfast: left a run folder"
+# the command it suggests runs
+sugg=$(sed -n 's/.*error:   cram eval //p' "$tmp/failfast.err")
+eval "sargs=($sugg)"
+run failfast_ok 0 eval "${sargs[@]}"
+has failfast_ok "Validation metric is pearson"
+# everything at once: a dev file, a task folder, an unknown task, the checkpoint's tokenizer and
+# weights
+mkdir -p "$tmp/g5/RTE" && cp -r "$FIX/glue_tiny/CoLA" "$tmp/g5/" && cp "$FIX/glue_tiny/RTE/train.tsv" "$tmp/g5/RTE/"
+mkdir -p "$tmp/bare" && cp "$FIX/tiny_bert/config.json" "$tmp/bare/"
+run allatonce 2 eval "eval.checkpoint=hf:$tmp/bare" eval.data_dir="$tmp/g5" 'eval/tasks=[rte,cola,mnli,boolq]' impl.microbatch_size=8 name=ff2
+has allatonce "cram eval cannot start: 5 problem(s)"
+has allatonce "$tmp/g5/RTE/dev.tsv: cannot open"
+has allatonce "$tmp/g5/MNLI: task folder of mnli not found"
+has allatonce "eval.tasks.boolq: not a GLUE task"
+has allatonce "$tmp/bare: cannot load the tokenizer"
+has allatonce "$tmp/bare: no weights file (model.safetensors)"
+has allatonce "To run that one once the other problems are fixed:"
+has allatonce "'eval/tasks=\[cola\]'"
+[ -e "$tmp/outputs/ff2" ] && fail "allatonce: left a run folder"
+mkdir -p "$tmp/emptyck"
+run emptyck 2 eval eval.checkpoint="$tmp/emptyck" "eval.data_dir=$FIX/glue_tiny" eval/tasks=rte impl.microbatch_size=8
+has emptyck "$tmp/emptyck: neither model_config.json (cram) nor config.json"
+has emptyck "$tmp/emptyck: no tokenizer (tokenizer.json or vocab.txt)"
+has emptyck "$tmp/emptyck: no weights file (model.safetensors)"
+run nodata2 2 eval "${common[@]}" eval.data_dir="$tmp/nowhere" eval/tasks=rte eval.checkpoint=/no/such/folder
+has nodata2 "$tmp/nowhere: GLUE data folder (eval.data_dir) not found"
+has nodata2 "/no/such/folder: checkpoint folder not found"
 
 # export round trip through transformers
 run export 0 export "hf:$FIX/tiny_bert" "$tmp/exported" --reference-logits="$tmp/logits.safetensors"
@@ -122,6 +204,9 @@ run nanw 2 eval eval.checkpoint="hf:$tmp/nanw" "${E1[@]}" name=nanw
 has nanw "$tmp/nanw/model.safetensors: tensor embeddings.LayerNorm.bias holds a non-finite value (NaN at element 1"
 [ -e "$tmp/tables/table_downstream_reports.csv" ] && grep -q "^nanw" "$tmp/tables/table_downstream_reports.csv" &&
     fail "nanw: a table row for a refused checkpoint"
+# it stopped before its first step, so it leaves no run folder
+has nanw "No step ran: removing the run folder"
+[ -e "$tmp/outputs/nanw" ] && fail "nanw: left $(find "$tmp/outputs/nanw" | tail -n 1)"
 
 # a task whose training diverges fails: no score, no means, no table row, exit status 1
 rows_before=$(cat "$tmp/tables/table_downstream_reports.csv" 2>/dev/null | wc -l)

@@ -1,5 +1,5 @@
 /* eval: GLUE task table and TSV readers, metrics, Hugging Face BERT import/export and the
- * per-task fine-tuning loop behind `cram eval` and `cram export` (SPEC §2.6, §5). Readers of user
+ * per-task fine-tuning loop behind `cram eval` and `cram export` (docs/eval.md). Readers of user
  * files return an error code with a message naming the file and never abort. */
 #ifndef CRAM_EVAL_EVAL_H
 #define CRAM_EVAL_EVAL_H

@@ -1,6 +1,6 @@
-/* The GLUE task table (files, columns, labels, metrics of SPEC §5.3 in the standard glue_data
- * layout), the TSV reader, pair encoding and dynamic padding. Files are read as plain TAB-split
- * lines: quotes are ordinary characters (GLUE sentences hold unbalanced ones). */
+/* The GLUE task table (each task's files, columns, labels and metrics, in the standard
+ * glue_data layout), the TSV reader, pair encoding and dynamic padding. Files are read as plain
+ * TAB-split lines: quotes are ordinary characters (GLUE sentences hold unbalanced ones). */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
