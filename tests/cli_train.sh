@@ -52,6 +52,13 @@ else
     cmp -s "$tmp/dry.cfg" "$rundir/config.yaml" || fail "dry: config.yaml differs from cram config"
     grep -q "Train loss [0-9.]* at step 3" "$rundir/dry_pretrain.log" || fail "dry: log file"
     [ "$(wc -l <"$rundir/metrics.jsonl")" -eq 3 ] || fail "dry: metrics.jsonl should have 3 lines"
+    ls "$rundir"/events.out.tfevents.* >/dev/null 2>&1 || fail "dry: no TensorBoard event file"
+    [ "$(head -c 8 "$rundir/loss.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+        fail "dry: no loss.png"
+    if python3 -c "import tensorboard" 2>/dev/null; then
+        python3 scripts/check_tensorboard.py "$rundir" --require train/loss,train/lr,val/loss >"$tmp/tb.out" 2>&1 ||
+            fail "dry: TensorBoard cannot read the events: $(tail -3 "$tmp/tb.out")"
+    fi
 fi
 [ -z "$(find "$tmp/outputs/dry/checkpoints" -type f 2>/dev/null)" ] || fail "dry: model files"
 [ ! -e "$tmp/tables" ] || fail "dry: wrote a table"

@@ -7,6 +7,8 @@
 #include "dist/dist.h"
 
 #include "core/core.h"
+#include "core/plot.h"
+#include "core/tboard.h"
 #include "data/data.h"
 #include "model/model.h"
 #include "ops/backend.h"
@@ -497,6 +499,8 @@ typedef struct run {
     /* the loop's reporting */
     FILE *metrics;
     double *hist_loss, step_time_sum;
+    int64_t *hist_step; /* the µstep of each hist_loss entry (the loss curve's x) */
+    tboard *tb;         /* TensorBoard events beside metrics.jsonl (rank 0) */
     int nhist, caphist;
     /* the run's life */
     int lock_fd;          /* <base_dir>/<name>/.lock, flock'ed (rank 0), or -1 */
@@ -920,6 +924,8 @@ static train_stop run_loop(run *r, train_result *res) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", J.run_dir);
         r->metrics = fopen(path, "a");
         if (!r->metrics) core_log_warn("cannot open %s: %s", path, strerror(errno));
+        if (!r->tb && !(r->tb = tboard_open(J.run_dir, err, sizeof r->err)))
+            core_log_warn("no TensorBoard events: %s", err);
     }
     FILE *metrics = r->metrics;
     int64_t tokens_per_step = (int64_t)r->mb.S * P.mbs_eff;
@@ -995,10 +1001,22 @@ static train_stop run_loop(run *r, train_result *res) {
                         avg, loss, P.lr, (long long)P.cur_bs, tps, el);
                 fflush(metrics);
             }
+            tboard_scalar(r->tb, "train/loss", step, avg);
+            tboard_scalar(r->tb, "train/last_loss", step, loss);
+            tboard_scalar(r->tb, "train/lr", step, P.lr);
+            tboard_scalar(r->tb, "train/batch_size", step, (double)P.cur_bs);
+            tboard_scalar(r->tb, "train/tokens_per_s", step, tps);
+            if (peak > 0)
+                tboard_scalar(r->tb, "train/mfu_percent", step,
+                              100.0 * tps * flops_tok / 1e9 / peak);
+            tboard_scalar(r->tb, "train/tokens", step, (double)(step * tokens_per_step));
+            tboard_flush(r->tb);
             if (r->nhist == r->caphist) {
                 r->caphist = r->caphist ? 2 * r->caphist : 64;
                 r->hist_loss = xrealloc(r->hist_loss, (size_t)r->caphist * sizeof *r->hist_loss);
+                r->hist_step = xrealloc(r->hist_step, (size_t)r->caphist * sizeof *r->hist_step);
             }
+            r->hist_step[r->nhist] = step;
             r->hist_loss[r->nhist++] = avg;
             r->step_time_sum += tt;
             res->avg_loss = avg;
@@ -1108,6 +1126,23 @@ static train_stop run_loop(run *r, train_result *res) {
     return stop;
 }
 
+/* loss.png in the run folder: the printed training loss per µstep and the validation point. */
+static void write_loss_png(run *r, double val_loss) {
+    if (r->nhist == 0) return;
+    double *xs = xmalloc((size_t)r->nhist * sizeof *xs);
+    for (int i = 0; i < r->nhist; i++)
+        xs[i] = (double)r->hist_step[i];
+    double vx = (double)r->P.step;
+    plot_series ser[2] = {{xs, r->hist_loss, r->nhist, "train (mean since the last print)", false},
+                          {&vx, &val_loss, isfinite(val_loss) ? 1 : 0, "validation", true}};
+    char title[256], path[CORE_PATH_MAX + 32];
+    snprintf(title, sizeof title, "%.200s: pretraining MLM loss", r->J.name);
+    snprintf(path, sizeof path, "%s/loss.png", r->J.run_dir);
+    if (plot_png_series(path, title, "step (microbatch)", "loss", ser, 2, r->err, sizeof r->err))
+        core_log_warn("loss curve not written: %s", r->err);
+    free(xs);
+}
+
 /* Validation, the summary table, the final checkpoint and the metrics file. A signal during
  * validation saves the state (when the file does not hold this step already) and skips the
  * rest; one during the final write lets it finish, then saves the state. Returns the exit
@@ -1132,12 +1167,17 @@ static int run_finish(run *r, train_stop stop, train_result *res) {
         dist_allreduce_int(r->d, &go, 1, DIST_MIN);
         res->val_loss = vl;
         res->val_acc = va;
-        if (vrows > 0)
+        if (vrows > 0) {
             core_log_info("Validation MLM loss %.4f, accuracy %.2f%% on %lld held-out rows "
                           "(fixed masks, dropout off).",
                           vl, 100.0 * va, (long long)vrows);
-        else if (go)
+            tboard_scalar(r->tb, "val/loss", P.step, vl);
+            tboard_scalar(r->tb, "val/accuracy", P.step, va);
+        } else if (go)
             core_log_info("No validation rows in the store (data.validation_seqs=0).");
+        if (rank == 0) write_loss_png(r, vrows > 0 ? vl : NAN);
+        tboard_close(r->tb);
+        r->tb = NULL;
         if (!go) {
             stop = res->stop = TRAIN_STOP_SIGNAL;
             if (rank == 0 && keep_state)
@@ -1202,6 +1242,8 @@ static void run_free(run *r) {
     if (r->have_batch) mlm_batch_free(&r->mb);
     if (r->have_store) store_close(&r->s);
     free(r->hist_loss);
+    free(r->hist_step);
+    tboard_close(r->tb);
     if (r->own_ops) backend_close(r->o);
     core_log_close();
 }
