@@ -29,6 +29,12 @@ has full "Validation metric is matthews_correlation: "
 has full "Validation metric is pearson: .* spearmanr: "
 has full "after epoch 1."
 has full "Overall average metric on evaluation GLUE is"
+evdir=$(ls -d "$tmp"/outputs/tiny/downstream/*/* 2>/dev/null | head -1)
+ls "$evdir"/events.out.tfevents.* >/dev/null 2>&1 || fail "full: no TensorBoard event file in the run folder"
+if python3 -c "import tensorboard" 2>/dev/null; then
+    python3 scripts/check_tensorboard.py "$evdir" --require rte/accuracy,rte/train_loss,GLUE/amean >"$tmp/tb.out" 2>&1 ||
+        fail "full: TensorBoard cannot read the events: $(tail -3 "$tmp/tb.out")"
+fi
 has full "Backend: cpu, fp32 activations and weights"
 m=$(ls "$tmp"/outputs/tiny/downstream/*/*/metrics_tiny.yaml 2>/dev/null | head -1)
 [ -n "$m" ] && grep -q "^rte_accuracy: " "$m" && grep -q "^GLUE_amean: " "$m" && grep -q "^stsb_spearmanr: " "$m" ||

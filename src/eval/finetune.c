@@ -22,6 +22,7 @@
 #endif
 
 #include "core/core.h"
+#include "core/tboard.h"
 #include "eval/eval.h"
 #include "model/safetensors.h"
 
@@ -329,6 +330,7 @@ typedef struct job {
     bool tty;
     double progress_every_s;
     double t_line;
+    tboard *tb; /* TensorBoard events in the run folder; per task, the step is the epoch */
 } job;
 
 /* The checks of the classifier's config that do not depend on the task: it parses, its
@@ -652,6 +654,16 @@ static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encod
         char msg[256];
         metric_msg(msg, sizeof msg, t, R->v, "");
         core_log_info("Validation metric is %s after epoch %d.", msg, ep);
+        char tag[160];
+        snprintf(tag, sizeof tag, "%s/train_loss", t->name);
+        tboard_scalar(J->tb, tag, ep + 1, sum / (double)(b ? b : 1));
+        snprintf(tag, sizeof tag, "%s/lr", t->name);
+        tboard_scalar(J->tb, tag, ep + 1, sched_lr(&s, ustep, 0));
+        for (int k = 0; k < t->nmetrics; k++) {
+            snprintf(tag, sizeof tag, "%s/%s", t->name, metric_name(t->metrics[k]));
+            tboard_scalar(J->tb, tag, ep + 1, R->v[k]);
+        }
+        tboard_flush(J->tb);
     }
     if (t->dev_extra && !R->failed) {
         int nmet;
@@ -663,6 +675,11 @@ static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encod
         char msg[256];
         metric_msg(msg, sizeof msg, t, R->extra, "_extra");
         core_log_info("Extra validation metric is %s after finetuning.", msg);
+        for (int k = 0; k < t->nmetrics; k++) {
+            char tag[160];
+            snprintf(tag, sizeof tag, "%s/%s_extra", t->name, metric_name(t->metrics[k]));
+            tboard_scalar(J->tb, tag, J->epochs, R->extra[k]);
+        }
     }
     R->steps = steps;
     R->seconds = core_now() - t_start;
@@ -974,6 +991,13 @@ static void run_folder_remove(const run_folder *rf, const char *name) {
     unlink(p);
     snprintf(p, sizeof p, "%s/%s_eval.log", rf->dir, name);
     unlink(p);
+    DIR *d = opendir(rf->dir); /* the (empty) TensorBoard event file */
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, "events.out.tfevents.", 20) == 0) {
+            snprintf(p, sizeof p, "%s/%s", rf->dir, e->d_name);
+            unlink(p);
+        }
+    if (d) closedir(d);
     if (rmdir(rf->dir) != 0) return;
     for (int k = 0; k < rf->nmade; k++)
         if (rmdir(rf->made[k]) != 0) return;
@@ -1093,6 +1117,8 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
         return 1;
     }
     const char *run_dir = rf.dir;
+    if (!(J.tb = tboard_open(run_dir, err, sizeof err)))
+        core_log_warn("no TensorBoard events: %s", err);
     char path[CORE_PATH_MAX + 128];
     snprintf(path, sizeof path, "%s/%s_eval.log", run_dir, name);
     if (core_log_open_file(path) != 0) core_log_warn("cannot open the log file %s", path);
@@ -1177,6 +1203,11 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
                            ename, nfailed, failed);
         } else {
             core_log_info("Overall average metric on evaluation %s is %.2f.", ename, am);
+            char tag[160];
+            snprintf(tag, sizeof tag, "%s/amean", ename);
+            tboard_scalar(J.tb, tag, 0, am);
+            snprintf(tag, sizeof tag, "%s/hmean", ename);
+            tboard_scalar(J.tb, tag, 0, hm);
             char k1[96], k2[96];
             snprintf(k1, sizeof k1, "%s_amean", ename), snprintf(k2, sizeof k2, "%s_hmean", ename);
             snprintf(buf, sizeof buf, "%.17g", am);
@@ -1250,6 +1281,8 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
         if (nfailed) rc = 1;
     }
     free(res);
+    tboard_close(J.tb);
+    J.tb = NULL;
     if (rc == 2 && !J.trained) {
         /* stopped before its first step (e.g. weights that do not load): everything it said is
          * on the terminal, and an almost empty run folder would only be clutter */
