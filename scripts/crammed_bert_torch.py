@@ -4,6 +4,9 @@ checkpoint, or a cram checkpoint folder itself): model_config.json plus model.sa
 the reference's key names (SPEC §2.5). It implements the forward pass of SPEC §2.2 (pre-LN,
 scaled sinusoidal positions, per-head interleaved fused QKV, GELU-GLU FFN, final LayerNorm,
 decoder tied to the word embedding, no biases) and returns MLM logits for every position.
+It needs no transformers; the folder `cram export` writes also loads in transformers with
+AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True), through the
+modeling_crammed_bert.py written beside it (src/eval/hf_remote/), which covers every variant.
 
 usage as a check: crammed_bert_torch.py FOLDER LOGITS_FILE
   compares with the logits `cram export ... --reference-logits=LOGITS_FILE` wrote
