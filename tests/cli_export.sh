@@ -146,8 +146,7 @@ for name in "${names[@]}"; do
     run "ex_$name" 0 export "$tmp/ckpt_$name" "$tmp/ex_$name" --reference-logits="$tmp/logits_$name.safetensors"
     pairs+=("$tmp/ex_$name" "$tmp/logits_$name.safetensors")
 done
-"$PY" scripts/check_export.py "${pairs[@]}" 2>"$tmp/check.err"
-if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+if ! "$PY" scripts/check_export.py "${pairs[@]}" 2>"$tmp/check.err"; then
     fail "transformers round trip"
     tail -n 5 "$tmp/check.err" | sed 's/^/    stderr: /' >&2
 fi
