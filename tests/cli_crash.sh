@@ -87,7 +87,7 @@ for row in "${ROWS[@]}"; do
     fi
     rc=$(pretrain "$name" "$tmp/$name.out" "" "" impl.resume_run_after_preempt=True)
     [ "$rc" -eq 0 ] || bad="resumed run exited $rc"
-    from=$(sed -n 's/.*Sucessfully loaded state with metadata {step: \([0-9]*\),.*/step \1/p' \
+    from=$(sed -n 's/.*Successfully loaded state with metadata {step: \([0-9]*\),.*/step \1/p' \
         "$tmp/$name.out")
     [ -n "$from" ] || from="nothing (fresh)"
     grep -q "nothing left to train" "$tmp/$name.out" && from="$from (at the end)"

@@ -63,6 +63,12 @@ fi
 [ -z "$(find "$tmp/outputs/dry/checkpoints" -type f 2>/dev/null)" ] || fail "dry: model files"
 [ ! -e "$tmp/tables" ] || fail "dry: wrote a table"
 
+# ---- a dry run on the CPU gets a small microbatch unless the command line names one
+run drymbs 0 pretrain data=kjv data.vocab_size=2000 data.validation_seqs=64 "data.sources.kjv.path=$corpus" \
+    arch=crammed-bert arch.num_transformer_layers=1 arch.hidden_size=32 arch.intermed_size=64 \
+    arch.attention.num_attention_heads=2 impl=cpu impl.threads=1 name=drymbs dryrun=True seed=7
+has drymbs "Dry run on the CPU: microbatch 8 instead of impl.microbatch_size=16"
+
 # ---- SIGINT, then resume
 (cd "$tmp" && exec "$CRAM" pretrain "${ARGS[@]}" name=sig train.steps=100000 \
     impl.print_loss_every_nth_step=5 >"$tmp/sig.out" 2>"$tmp/sig.err") &
@@ -82,7 +88,7 @@ step=$(sed -n 's/.*saved the training state at step \([0-9]*\).*/\1/p' "$tmp/sig
 if [ -n "$step" ]; then
     run resume 0 pretrain "${ARGS[@]}" name=sig train.steps=$((step + 3)) \
         impl.print_loss_every_nth_step=1 impl.resume_run_after_preempt=True
-    has resume "Sucessfully loaded state with metadata {step: $step,"
+    has resume "Successfully loaded state with metadata {step: $step,"
     has resume "at step $((step + 1)) with lr"
     has resume "Final checkpoint:"
     [ -n "$(find "$tmp/outputs/sig/checkpoints" -name model.safetensors)" ] ||

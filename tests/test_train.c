@@ -519,7 +519,7 @@ static void test_state_of_another_config(void **state) {
         buf[n - 8 + i] = (char)(sum >> (8 * i));
     assert_int_equal(core_atomic_write(st, buf, n, err, sizeof err), 0);
     assert_int_equal(run("otherconf", NULL, &res, CAP_ARGS, RESUME, NULL), 0);
-    assert_true(log_has(&res, "otherconf", "Sucessfully loaded state with metadata {step: 4,"));
+    assert_true(log_has(&res, "otherconf", "Successfully loaded state with metadata {step: 4,"));
     assert_true(log_has(&res, "otherconf", "(format version 1) does not record"));
     assert_int_equal(res.step, 13);
     free(buf);

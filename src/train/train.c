@@ -285,9 +285,15 @@ typedef struct job {
     ramp rmp;
     char run_dir[CORE_PATH_MAX];
     char state_path[CORE_PATH_MAX + 32];
+    int64_t mbs_asked; /* a CPU dry run's microbatch before it was made small (0: unchanged) */
 } job;
 
-static int job_from_cfg(job *j, cfg_node *cfg, int64_t world, char *err, size_t errlen) {
+/* A dry run is a quick check: on the CPU its microbatch is at most this unless the command
+ * line names impl.microbatch_size. */
+#define DRYRUN_CPU_MBS 8
+
+static int job_from_cfg(job *j, cfg_node *cfg, int64_t world, int64_t dry_mbs_cap, char *err,
+                        size_t errlen) {
     memset(j, 0, sizeof *j);
     j->cfg = cfg;
     j->name = cfg_str_or(cfg, "name", "default");
@@ -306,6 +312,10 @@ static int job_from_cfg(job *j, cfg_node *cfg, int64_t world, char *err, size_t 
     j->et_threshold = cfg_num_or(cfg, "impl.early_termination.loss_threshold", 6.0);
     j->troubleshoot = cfg_str_or(cfg, "impl.troubleshoot_strategy", "none");
     j->mbs = cfg_int_or(cfg, "impl.microbatch_size", 128);
+    if (j->dryrun && dry_mbs_cap > 0 && j->mbs > dry_mbs_cap) {
+        j->mbs_asked = j->mbs;
+        j->mbs = dry_mbs_cap;
+    }
     if (j->print_every < 1 || j->save_every < 1 || j->mbs < 1 || !(j->budget_h > 0)) {
         snprintf(err, errlen,
                  "impl.print_loss_every_nth_step, impl.save_every_nth_step and "
@@ -714,7 +724,24 @@ static int run_setup(run *r, cfg_node *cfg, const train_opts *opts, train_result
     core_log_init(r->rank);
     kill_arm();
     job *J = &r->J;
-    if (job_from_cfg(J, cfg, r->d->world, r->err, sizeof r->err)) {
+    /* a dry run on the CPU with the config's microbatch (128 by default) would take minutes and
+     * gigabytes for a full-size model: it gets a small one unless the command line asks */
+    bool mbs_given = false;
+    for (int k = 0; opts && k < opts->argc; k++) {
+        const char *a = opts->argv[k];
+        a += strspn(a, "+");
+        mbs_given |= strncmp(a, "impl.microbatch_size=", 21) == 0;
+    }
+    bool on_cpu = true;
+    if (opts && opts->ops) {
+        on_cpu = !opts->ops->device_memory;
+    } else {
+        backend_choice bc;
+        char tmp[256];
+        on_cpu = backend_choose(&bc, cfg, tmp, sizeof tmp) != 0 || bc.device == BACKEND_CPU;
+    }
+    int64_t cap = on_cpu && !mbs_given ? DRYRUN_CPU_MBS : 0;
+    if (job_from_cfg(J, cfg, r->d->world, cap, r->err, sizeof r->err)) {
         core_log_error("%s", r->err);
         return 2;
     }
@@ -786,6 +813,11 @@ static int run_setup(run *r, cfg_node *cfg, const train_opts *opts, train_result
         free(yaml);
     }
     core_log_info("Run folder: %s", J->run_dir);
+    if (J->mbs_asked)
+        core_log_info("Dry run on the CPU: microbatch %lld instead of impl.microbatch_size=%lld, "
+                      "so that the check takes about a minute (name impl.microbatch_size on the "
+                      "command line to keep it).",
+                      (long long)J->mbs, (long long)J->mbs_asked);
     /* under the lock, the leftovers of killed writes of this name are nobody's */
     if (r->rank == 0) ckpt_remove_stale(J->base_dir, J->name);
     return 0;
@@ -898,7 +930,7 @@ static int run_build(run *r, cfg_node *cfg, train_result *res) {
             *P = L;
             r->state_step = P->step; /* the state file holds this step */
             loader_seek(&r->ld, P->pos);
-            core_log_info("Sucessfully loaded state with metadata {step: %lld, elapsed: %.3f, "
+            core_log_info("Successfully loaded state with metadata {step: %lld, elapsed: %.3f, "
                           "updates: %lld, epoch: %lld, batch: %lld}",
                           (long long)P->step, P->elapsed_s, (long long)P->opt_t,
                           (long long)P->pos.epoch, (long long)P->pos.index);
