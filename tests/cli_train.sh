@@ -69,6 +69,10 @@ run drymbs 0 pretrain data=kjv data.vocab_size=2000 data.validation_seqs=64 "dat
     arch.attention.num_attention_heads=2 impl=cpu impl.threads=1 name=drymbs dryrun=True seed=7
 has drymbs "Dry run on the CPU: microbatch 8 instead of impl.microbatch_size=16"
 
+# ---- a budget run's estimate of the total is bounded by its budget (3.6 s here)
+run est 0 pretrain "${ARGS[@]}" name=est budget=0.001 train.steps=100000 impl.print_loss_every_nth_step=5
+has est "Estimated Total Train: 0:00:03.600000"
+
 # ---- SIGINT, then resume
 (cd "$tmp" && exec "$CRAM" pretrain "${ARGS[@]}" name=sig train.steps=100000 \
     impl.print_loss_every_nth_step=5 >"$tmp/sig.out" 2>"$tmp/sig.err") &

@@ -967,7 +967,7 @@ static train_stop run_loop(run *r, train_result *res) {
 
     /* Start the clocks now */
     double t_start = core_now() - P.elapsed_s, t_loop = core_now(), t_print = t_loop;
-    int64_t first_step = P.step;
+    int64_t first_step = P.step, print_step = P.step; /* the µstep of the last print */
     train_stop stop = TRAIN_STOP_NONE;
     double el = P.elapsed_s;
     /* A resumed state may be at the end already (saved at the last µstep, during validation or
@@ -1015,10 +1015,17 @@ static train_stop run_loop(run *r, train_result *res) {
         if (step % J.print_every == 0) {
             double avg = P.win_sum / (double)(P.win_n ? P.win_n : 1);
             double now = core_now();
-            double tt = (now - t_print) / (double)J.print_every;
+            /* per µstep over the µsteps this process ran since the last print (fewer than
+             * print_every in the first window after a resume) */
+            int64_t nrun = step - print_step > 0 ? step - print_step : 1;
+            double tt = (now - t_print) / (double)nrun;
             double tps = tt > 0 ? (double)tokens_per_step / tt : 0;
             char td[64];
-            core_format_timedelta(td, sizeof td, tt * (double)J.steps_cap);
+            /* the reference's estimate is step time x train.steps; the budget ends a run first
+             * when it is shorter */
+            double est = tt * (double)J.steps_cap;
+            if (est > J.budget_h * 3600.0) est = J.budget_h * 3600.0;
+            core_format_timedelta(td, sizeof td, est);
             core_log_info("Train loss %.4f at step %lld with lr %.5f. [Avg: %.4f]  Perf: %.4fs per "
                           "step (%.0ft/s). Estimated Total Train: %s. MFU: %.1f%% of %.0f GFLOP/s.",
                           loss, (long long)step, P.lr, avg, tt, tps, td,
@@ -1055,6 +1062,7 @@ static train_stop run_loop(run *r, train_result *res) {
             P.win_sum = 0;
             P.win_n = 0;
             t_print = now;
+            print_step = step;
             if (J.et_enabled && avg > J.et_threshold && el / 3600.0 > J.et_budget_h) {
                 allowed = 0;
                 stop = TRAIN_STOP_EARLY;
