@@ -198,7 +198,7 @@ loader_pos loader_next(loader *l, int32_t *out);
 loader_pos loader_tell(const loader *l);
 void loader_seek(loader *l, loader_pos p);
 
-/* ---- the MLM collator (SPEC 3.7) ---------------------------------------------------------- */
+/* ---- the MLM collator ------------------------------------------------------------------- */
 typedef struct {
     double mlm_probability;
     bool use_80_20_rule;

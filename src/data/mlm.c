@@ -1,4 +1,4 @@
-/* The MLM collator of SPEC 3.7: exactly m = round(p*S) masked positions per row (a uniform
+/* The MLM collator: exactly m = round(p*S) masked positions per row (a uniform
  * random subset by partial Fisher-Yates), the first round(0.8m) of them <mask>, the next
  * round(0.9m)-round(0.8m) a uniform random id, the rest unchanged; special tokens maskable.
  * All randomness comes from one counter-based stream per (seed, rank, step). */

@@ -1,4 +1,4 @@
-/* The preprocessing pipeline (SPEC 4.2 with cram's changes), streaming so that memory stays
+/* The preprocessing pipeline (the reference's, with cram's changes), streaming so that memory stays
  * bounded whatever the corpus size: documents and rows pass through bucket files on disk
  * (scatter to buckets, then each bucket alone in memory), never through one in-memory table.
  *   A read:    sources -> doc buckets, bucket = hash(doc) (so duplicates share a bucket)
@@ -34,7 +34,7 @@
 #define PIPE_BUCKET_TARGET ((uint64_t)64 << 20)  /* bytes per bucket aimed at */
 #define PIPE_BUCKET_LIMIT ((uint64_t)512 << 20)  /* a bucket above this is split again */
 #define PIPE_CHUNK_BYTES ((size_t)32 << 20)      /* text per encoding chunk */
-#define PIPE_BLOCK_DOCS 1024                     /* packing block (SPEC 4.2 step 6) */
+#define PIPE_BLOCK_DOCS 1024                     /* packing block */
 #define PIPE_SEED_DOCS 89u
 #define PIPE_SEED_ROWS 233u
 

@@ -92,7 +92,7 @@ cfg_node *hf_read_config(const char *dir, char *err, size_t errlen) {
     return arch;
 }
 
-/* Buffers and heads a fine-tuning model drops on purpose (SPEC 2.6: the MLM decoder and the
+/* Buffers and heads a fine-tuning model drops on purpose (the MLM decoder and the
  * per-layer norm_factor buffers of crammed-bert; HF's position_ids buffer). */
 static bool expected_unused(const char *name) {
     static const char *ends[] = {"position_ids", "norm_factor", "decoder.weight"};

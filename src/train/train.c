@@ -1,4 +1,4 @@
-/* The pretraining loop (SPEC 3.3-3.6, 7) and `cram pretrain`. One microbatch per iteration:
+/* The pretraining loop and `cram pretrain`. One microbatch per iteration:
  * forward/backward with loss/accum, an optimizer update once the accumulated samples reach the
  * current (ramped) batch size, the scheduler stepped after EVERY microbatch, then the stopping
  * checks. All clocks are read here; the schedules are pure functions of what we pass them. */
@@ -359,7 +359,7 @@ static int job_from_cfg(job *j, cfg_node *cfg, int64_t world, int64_t dry_mbs_ca
     return 0;
 }
 
-/* The pretrain summary row (SPEC 7): the reference's columns, cram's validation numbers, then
+/* The pretrain summary row: the reference's columns, cram's validation numbers, then
  * every Data_/Arch_/Train_ key. */
 static void write_table(const job *j, const store *s, const train_result *res, double total_s,
                         const double *losses, int nlosses, double mean_step_time,

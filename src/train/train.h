@@ -1,4 +1,4 @@
-/* The pretraining job: the loop of SPEC 3.3 (microbatch accumulation, batch ramp, scheduler
+/* The pretraining job: the reference's loop (microbatch accumulation, batch ramp, scheduler
  * stepping every microbatch, clipping, wall-clock deadline, step cap, early termination,
  * non-finite handling), its logging (print line, metrics.jsonl, summary table), the final
  * checkpoint folder, intermediate states with exact resume, and `cram pretrain`.
