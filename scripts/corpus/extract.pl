@@ -116,10 +116,11 @@ sub gcide_entry {
     return @out;
 }
 
-sub mode_gcide { emit_doc(gcide_entry($_)) for dict_blocks('/usr/share/dictd/gcide'); }
+# the dictd modes take the database's path without .dict.dz/.index (.../usr/share/dictd/gcide)
+sub mode_gcide { emit_doc(gcide_entry($_)) for dict_blocks($ARGV[0]); }
 
 sub mode_foldoc {
-    for my $block (dict_blocks('/usr/share/dictd/foldoc')) {
+    for my $block (dict_blocks($ARGV[0])) {
         $block =~ s/^\s*(\S[^\n]*)\n(?:[^\n]*\S[^\n]*\n)*/$1\n/;    # other headwords of the entry
         my @p = paragraphs($block);
         next unless @p;
@@ -146,7 +147,7 @@ sub mode_foldoc {
 }
 
 sub mode_devil {
-    for my $block (dict_blocks('/usr/share/dictd/devil')) {
+    for my $block (dict_blocks($ARGV[0])) {
         my @out;
         for my $s (paragraphs($block)) {
             $s =~ s/\{([^{}]*)\}/$1/g;
@@ -158,10 +159,11 @@ sub mode_devil {
 
 # ---------------------------------------------------------------- WordNet
 
-sub mode_wordnet {
+sub mode_wordnet {    # the folder of data.{noun,verb,adj,adv} as argument
+    my $dir = $ARGV[0];
     my %pos = (noun => 'noun', verb => 'verb', adj => 'adjective', adv => 'adverb');
     for my $kind (qw(noun verb adj adv)) {
-        open(my $fh, '<:encoding(UTF-8)', "/usr/share/wordnet/data.$kind") or die "data.$kind: $!\n";
+        open(my $fh, '<:encoding(UTF-8)', "$dir/data.$kind") or die "data.$kind: $!\n";
         while (my $line = <$fh>) {
             next if $line =~ /^\s/;    # licence header
             my ($head, $gloss) = split /\s\|\s/, $line, 2;
@@ -360,13 +362,13 @@ sub mode_man {    # man page files on stdin; each rendered by groff without line
     local $ENV{LC_ALL} = 'C.UTF-8';
     while (my $path = <STDIN>) {
         chomp $path;
-        next if $path =~ /'/;
         open(my $head, '-|', 'zcat', '-f', '--', $path) or next;
         my $first = <$head>;
         close $head;
         next if !defined $first || $first =~ /^\.so\s/;    # a link to another page
         # what `man -l` runs (preconv, tbl, nroff), with a line too long to ever wrap; -P-cbou: no overstrikes
-        open(my $fh, '-|', "zcat -f -- '$path' | groff -k -Kutf8 -t -mandoc -Tutf8 -rLL=10000n -rHY=0 -P-cbou 2>/dev/null")
+        my $q = $path =~ s/'/'\\''/gr;    # quoted for the shell
+        open(my $fh, '-|', "zcat -f -- '$q' | groff -k -Kutf8 -t -mandoc -Tutf8 -rLL=10000n -rHY=0 -P-cbou 2>/dev/null")
             or next;
         binmode $fh, ':encoding(UTF-8)';
         my @lines = <$fh>;
