@@ -5,9 +5,13 @@
 // overrides, one per line. Without a NUL, the lines of the whole input are also tried as
 // overrides. The YAML text is
 //   1. parsed, written back as YAML (which must read back to the same tree: anything else is a
-//      bug and aborts), hashed, looked up and resolved;
+//      bug and aborts), hashed, looked up with every getter (the strict ones included) and
+//      resolved;
 //   2. composed as a primary config ("fuzzin") and as a group option (g=fz) next to the small
-//      fixture tree tests/fixtures/config/fuzz/, with the overrides applied.
+//      fixture tree tests/fixtures/config/fuzz/, with the overrides applied. Every composed tree
+//      must make the round trip compose -> write YAML -> read back -> the same tree, both read
+//      as a YAML document and composed again as a primary config of its own (what a run folder's
+//      config.yaml and model_config.json go through).
 // The fixture folder is $CRAM_FUZZ_CONFIG_DIR, else tests/fixtures/config/fuzz below the working
 // directory or below the parent of the folder holding the fuzzer.
 //
@@ -31,6 +35,9 @@ static cfg_search search;
 static char in_primary[PATH_MAX]; // <tmp>/fuzzin.yaml
 static char in_group[PATH_MAX];   // <tmp>/g/fz.yaml
 static char tmp_root[PATH_MAX];
+static char back_dir[PATH_MAX];  // <tmp>/rt: holds back.yaml, a composed tree written out
+static char back_file[PATH_MAX]; // <tmp>/rt/back.yaml
+static cfg_search back_search;
 static bool ready;
 
 static bool is_dir(const char *p) {
@@ -41,6 +48,8 @@ static bool is_dir(const char *p) {
 static void remove_tmp(void) {
     unlink(in_primary);
     unlink(in_group);
+    unlink(back_file);
+    rmdir(back_dir);
     char g[PATH_MAX + 8];
     snprintf(g, sizeof g, "%s/g", tmp_root);
     rmdir(g);
@@ -82,6 +91,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         perror("fuzz_config: mkdir");
         abort();
     }
+    snprintf(back_dir, sizeof back_dir, "%.4000s/rt", tmp_root);
+    if (mkdir(back_dir, 0700) != 0) {
+        perror("fuzz_config: mkdir");
+        abort();
+    }
+    snprintf(back_file, sizeof back_file, "%.4000s/back.yaml", back_dir);
+    cfg_search_init(&back_search);
+    if (cfg_search_add(&back_search, back_dir)) abort();
     snprintf(in_primary, sizeof in_primary, "%.4000s/fuzzin.yaml", tmp_root);
     snprintf(in_group, sizeof in_group, "%.4000s/g/fz.yaml", tmp_root);
     atexit(remove_tmp);
@@ -130,6 +147,65 @@ static void check_roundtrip(const cfg_node *root) {
     free(text);
 }
 
+// Whether a composed tree, written out, composes back as itself: not when its top level has a
+// defaults list, or a string holds "${" (an escaped \${...} in a value), since composition
+// reads those.
+static bool composes_back(const cfg_node *n, int depth) {
+    if (n->type == CFG_STR) return !strstr(n->s, "${");
+    for (int k = 0; k < n->n; k++) {
+        if (depth == 0 && n->keys && strcmp(n->keys[k], "defaults") == 0) return false;
+        if (!composes_back(n->items[k], depth + 1)) return false;
+    }
+    return true;
+}
+
+// The written tree composed again as a primary config, with no overrides: the same tree.
+static void check_compose_roundtrip(const cfg_node *root) {
+    if (root->type != CFG_MAP || !composes_back(root, 0)) return;
+    char *text = cfg_to_yaml(root);
+    if (!text) return;
+    write_file(back_file, (const uint8_t *)text, strlen(text));
+    cfg_error err = {0};
+    cfg_node *back = cfg_compose(&back_search, "back", 0, NULL, &err);
+    if (!back) {
+        fprintf(stderr, "a written config does not compose back: %s\n---\n%s\n---\n", err.msg,
+                text);
+        abort();
+    }
+    char *a = cfg_canonical_json(root), *b = cfg_canonical_json(back);
+    if (strcmp(a, b) != 0) {
+        fprintf(stderr, "composing a written config changed it:\n%s\n%s\n---\n%s\n---\n", a, b,
+                text);
+        abort();
+    }
+    free(a);
+    free(b);
+    cfg_free(back);
+    free(text);
+}
+
+// The strict getters on any key: a value or a message, never anything else.
+static void strict_getters(const cfg_node *root, const char *path) {
+    char msg[512];
+    int64_t i;
+    double d;
+    bool b;
+    const char *s;
+    msg[0] = 0;
+    if (cfg_int_in(root, path, 1, INT32_MAX, 7, &i, msg, sizeof msg) != 0 && !msg[0]) abort();
+    if (cfg_int_in(root, path, INT64_MIN, INT64_MAX, 0, &i, msg, sizeof msg) == 0) {
+        const cfg_node *n = cfg_get(root, path);
+        // a whole number or the default, and the same value cfg_int_or gives
+        if (n && n->type != CFG_NULL && cfg_int_or(root, path, 0) != i) abort();
+    }
+    msg[0] = 0;
+    if (cfg_num_in(root, path, 0, 1, 0.5, &d, msg, sizeof msg) != 0 && !msg[0]) abort();
+    if (cfg_num_in(root, path, 0, 1, 0.5, &d, msg, sizeof msg) == 0 && !(d >= 0 && d <= 1)) abort();
+    (void)cfg_bool_strict(root, path, false, &b, msg, sizeof msg);
+    (void)cfg_str_strict(root, path, "", &s, msg, sizeof msg);
+    (void)cfg_int_or(root, path, 0);
+}
+
 static void exercise_tree(cfg_node *root) {
     check_roundtrip(root);
     char hex[17];
@@ -147,7 +223,11 @@ static void exercise_tree(cfg_node *root) {
         (void)cfg_get_int(root, paths[k], &i, &err);
         (void)cfg_get_bool(root, paths[k], &b, &err);
         (void)cfg_get_str(root, paths[k], &s, &err);
+        strict_getters(root, paths[k]);
     }
+    char msg[512];
+    (void)cfg_check_ranges(root, cfg_checks_pretrain, msg, sizeof msg);
+    (void)cfg_check_ranges(root, cfg_checks_eval, msg, sizeof msg);
     if (np) (void)cfg_closest(paths[np - 1], paths, np);
     for (int k = 0; k < np; k++)
         free(paths[k]);
@@ -170,6 +250,7 @@ static void compose(const char *primary, int n, char **ov, const char *extra) {
         return;
     }
     check_roundtrip(root);
+    check_compose_roundtrip(root);
     cfg_free(root);
 }
 

@@ -8,6 +8,9 @@ secs=${1:-60}
 shift || true
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRAM_FUZZ=ON -DCRAM_CUDA=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
+# A UndefinedBehaviorSanitizer report (clang's -fsanitize=undefined includes float-cast-overflow)
+# only prints and carries on unless told to stop; stopping makes libFuzzer keep the input.
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for f in fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c)"); done

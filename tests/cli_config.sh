@@ -113,6 +113,52 @@ run brokenprimary 2 config pretrain --config-dir "$FIX/cli_bad"
 has brokenprimary err 'cli_bad/pretrain\.yaml:3:9: malformed YAML'
 empty brokenprimary out
 
+# --- strict types: integer keys, ranges, key rules --------------------------------------------
+run mbs_frac 2 config pretrain impl.microbatch_size=1.5
+has mbs_frac err 'impl\.microbatch_size=1\.5: impl\.microbatch_size takes an integer from 1 to 2147483647 .*not the fraction 1\.5$'
+empty mbs_frac out
+run mbs_frac16 2 config eval impl.microbatch_size=16.5
+has mbs_frac16 err 'not the fraction 16\.5$'
+run mbs_huge 2 config pretrain impl.microbatch_size=1e30
+has mbs_huge err 'impl\.microbatch_size=1e30: .*from 1 to 2147483647 .*not 1e30$'
+run seed_huge 2 config pretrain seed=1e300
+has seed_huge err 'seed=1e300: seed takes an integer from -9223372036854775808 to 9223372036854775807 or null, not 1e300$'
+run seed_abc 2 config pretrain seed=abc
+has seed_abc err "seed=abc: seed takes an integer or null, not the string 'abc'$"
+run budget_neg 2 config pretrain budget=-1
+has budget_neg err 'budget=-1: budget takes a number greater than 0, not -1$'
+run budget_run 2 pretrain budget=-1 dryrun=True
+has budget_run err '^cram pretrain: budget=-1: budget takes a number greater than 0'
+run whole 0 config pretrain impl.microbatch_size=1e3 seed=7.0 budget=0.5 train.warmup_steps=0.06
+has whole out '^  microbatch_size: 1000$'
+has whole out '^seed: 7$'
+has whole out '^budget: 0\.5$'
+has whole out '^  warmup_steps: 0\.06$'
+run emptykey 2 config pretrain '+arch.extra={: b}'
+has emptykey err "cannot read the value '\{: b\}': empty key$"
+run twicekey 2 config pretrain '+arch.extra={a: 1, a: 2}'
+has twicekey err "key 'a' appears twice$"
+run quotedkey 0 config pretrain "+arch.extra={'a b': 1}"
+has quotedkey out '^    a b: 1$'
+
+# --- groups given twice, unknown options, files cut short ---------------------------------------
+run archtwice 2 config pretrain arch=crammed-bert arch=hf-bert-tiny
+has archtwice err 'arch=crammed-bert and arch=hf-bert-tiny: the group arch is chosen twice; keep one$'
+hasnt archtwice err 'defaults'
+run datanope 2 config pretrain data=kjv data=nope
+has datanope err "unknown option 'nope' for data; .*kjv"
+mkdir -p "$tmp/emptycfg"
+: >"$tmp/emptycfg/pretrain.yaml"
+run emptyprimary 2 config pretrain --config-dir="$tmp/emptycfg" name=x
+has emptyprimary err 'emptycfg/pretrain\.yaml: the file is empty'
+hasnt emptyprimary err 'unknown key'
+mkdir -p "$tmp/cut/impl"
+sed '/^microbatch_size:/,$d' configs/impl/_default.yaml >"$tmp/cut/impl/_default.yaml"
+run cutimpl 2 config pretrain --config-dir="$tmp/cut"
+has cutimpl err 'has no impl\.microbatch_size, which cram reads; it should be set by .*cut/impl/_default\.yaml.*\(is a file cut short\?\)$'
+run cutimpl_eval 2 eval --config-dir="$tmp/cut" dryrun=True
+has cutimpl_eval err '^cram eval: the composed eval config has no impl\.microbatch_size'
+
 # --- the command table ------------------------------------------------------------------------
 run nosuch 2 nosuchcommand
 has nosuch err "unknown command 'nosuchcommand'"

@@ -948,6 +948,26 @@ static void test_or_getters(void **state) {
     assert_true(cfg_int_or(n, "a.huge", 0) == INT64_MAX);
     assert_true(cfg_int_or(n, "a.nhuge", 0) == INT64_MIN);
     assert_true(cfg_int_or(n, "a.nan", 5) == 5);
+    // the edges of the int64 range: no conversion out of range (the clang sanitizer build
+    // checks float-cast-overflow)
+    static const struct {
+        double f;
+        int64_t want;
+    } edges[] = {
+        {9223372036854775808.0, INT64_MAX},                    // 2^63
+        {9223372036854774784.0, INT64_C(9223372036854774784)}, // the largest double below
+        {-9223372036854775808.0, INT64_MIN},                   // -2^63 itself fits
+        {-9223372036854777856.0, INT64_MIN},                   // the next double below
+        {INFINITY, INT64_MAX},
+        {-INFINITY, INT64_MIN},
+        {-0.5, 0},
+    };
+    for (size_t k = 0; k < sizeof edges / sizeof *edges; k++) {
+        cfg_node *e = cfg_new(CFG_FLOAT);
+        e->f = edges[k].f;
+        cfg_map_set(cfg_get(n, "a"), "edge", e);
+        assert_true(cfg_int_or(n, "a.edge", 5) == edges[k].want);
+    }
     assert_true(cfg_int_or(n, "a.missing", 5) == 5);
     assert_true(cfg_int_or(n, "a.nul", 5) == 5);
     assert_true(cfg_int_or(n, "a.s", 5) == 5);
@@ -1369,7 +1389,7 @@ static void test_compose_typed_overrides(void **state) {
     assert_contains(msg, "the string 'abc'");
     assert_contains(msg, "train/optim/adam.yaml:5");
     msg = REAL_FAIL("pretrain", "budget=abc");
-    assert_contains(msg, "budget takes an integer");
+    assert_contains(msg, "budget takes a number"); // hours: 24 in the file, 0.5 allowed
     msg = REAL_FAIL("pretrain", "dryrun=5");
     assert_contains(msg, "takes a boolean");
     assert_contains(msg, "the integer 5");
@@ -1571,6 +1591,447 @@ static void test_compose_no_config(void **state) {
     assert_int_equal(err.code, 2);
 }
 
+// ---- strict types (integer keys, ranges, key rules, messages) ------------------------------
+
+// A temporary config folder, searched in front of the real tree; removed by tmp_tree_free.
+typedef struct {
+    char dir[256];
+} tmp_tree;
+
+static void tmp_tree_init(tmp_tree *t) {
+    snprintf(t->dir, sizeof t->dir, "/tmp/cram-test-config-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+}
+
+static void tmp_write(tmp_tree *t, const char *rel, const char *text) {
+    char path[600], cmd[1400];
+    snprintf(path, sizeof path, "%s/%s", t->dir, rel);
+    char *slash = strrchr(path, '/');
+    *slash = 0;
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+    assert_int_equal(system(cmd), 0);
+    *slash = '/';
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    fclose(f);
+}
+
+// The real configs/<rel> up to the first line that starts with `stop`, written to the same place
+// in t: a file cut short at a line boundary.
+static void tmp_cut(tmp_tree *t, const char *rel, const char *stop) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", getenv("CRAM_CONFIG_PATH"), rel);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char buf[16384], line[4096];
+    size_t o = 0;
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, stop, strlen(stop)) == 0) {
+            found = true;
+            break;
+        }
+        assert_true(o + strlen(line) < sizeof buf);
+        memcpy(buf + o, line, strlen(line));
+        o += strlen(line);
+    }
+    buf[o] = 0;
+    fclose(f);
+    if (!found) fail_msg("%s has no line starting with %s", path, stop);
+    tmp_write(t, rel, buf);
+}
+
+static void tmp_tree_free(tmp_tree *t) {
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+// Composes primary from t's folder, then the real tree; NULL with err filled on failure.
+static cfg_node *tmp_compose(tmp_tree *t, bool with_real, const char *primary, int n,
+                             char *const *ov, cfg_error *err) {
+    cfg_search s;
+    cfg_search_init(&s);
+    assert_int_equal(cfg_search_add(&s, t->dir), 0);
+    if (with_real) assert_int_equal(cfg_search_add(&s, getenv("CRAM_CONFIG_PATH")), 0);
+    memset(err, 0, sizeof *err);
+    cfg_node *root = cfg_compose(&s, primary, n, ov, err);
+    cfg_search_free(&s);
+    return root;
+}
+
+static void test_compose_integer_keys(void **state) {
+    (void)state;
+    // a fraction for an integer key is refused, with the key, the value and the range
+    const char *msg = REAL_FAIL("pretrain", "impl.microbatch_size=1.5");
+    assert_contains(msg, "impl.microbatch_size=1.5: impl.microbatch_size takes an integer from 1 "
+                         "to 2147483647");
+    assert_contains(msg, "impl/_default.yaml:");
+    assert_contains(msg, "not the fraction 1.5");
+    msg = REAL_FAIL("pretrain", "impl.microbatch_size=16.5");
+    assert_contains(msg, "not the fraction 16.5");
+    msg = REAL_FAIL("eval", "impl.microbatch_size=16.5");
+    assert_contains(msg, "impl.microbatch_size=16.5");
+    // whole numbers past the range, however written
+    msg = REAL_FAIL("pretrain", "impl.microbatch_size=1e30");
+    assert_contains(msg, "impl.microbatch_size=1e30: impl.microbatch_size takes an integer from 1 "
+                         "to 2147483647");
+    assert_contains(msg, "not 1e30");
+    msg = REAL_FAIL("pretrain", "impl.microbatch_size=3e9");
+    assert_contains(msg, "from 1 to 2147483647, not 3e9");
+    msg = REAL_FAIL("pretrain", "impl.microbatch_size=0");
+    assert_contains(msg, "impl.microbatch_size=0: impl.microbatch_size takes an integer from 1 to "
+                         "2147483647, not 0");
+    msg = REAL_FAIL("pretrain", "impl.microbatch_size=.inf");
+    assert_contains(msg, "not .inf");
+    msg = REAL_FAIL("pretrain", "impl.microbatch_size=.nan");
+    assert_contains(msg, "not the number .nan");
+    msg = REAL_FAIL("pretrain", "seed=1e300");
+    assert_contains(msg, "seed=1e300: seed takes an integer from -9223372036854775808 to "
+                         "9223372036854775807 or null, not 1e300");
+    msg = REAL_FAIL("eval", "seed=-1e300");
+    assert_contains(msg, "seed=-1e300: seed takes an integer from -9223372036854775808");
+    msg = REAL_FAIL("pretrain", "seed=9223372036854775808.0");
+    assert_contains(msg, "seed takes an integer from");
+    // seed is an integer or null: a string is not seed 0
+    msg = REAL_FAIL("pretrain", "seed=abc");
+    assert_contains(msg, "seed=abc: seed takes an integer or null, not the string 'abc'");
+    msg = REAL_FAIL("eval", "seed=1.5");
+    assert_contains(msg, "not the fraction 1.5");
+    // the allowed range of a number key, by name
+    msg = REAL_FAIL("pretrain", "budget=-1");
+    assert_contains(msg, "budget=-1: budget takes a number greater than 0, not -1");
+    msg = REAL_FAIL("pretrain", "budget=0");
+    assert_contains(msg, "budget=0: budget takes a number greater than 0");
+    msg = REAL_FAIL("pretrain", "train.batch_size=0");
+    assert_contains(msg, "train.batch_size=0: train.batch_size takes an integer from 1");
+    msg = REAL_FAIL("pretrain", "impl.print_loss_every_nth_step=-3");
+    assert_contains(msg, "impl.print_loss_every_nth_step takes an integer >= 1, not -3");
+    msg = REAL_FAIL("eval", "eval.batch_size=0");
+    assert_contains(msg, "eval.batch_size=0: eval.batch_size takes an integer from 1");
+    msg = REAL_FAIL("pretrain", "train.objective.mlm_probability=1.5");
+    assert_contains(msg, "takes a number from 0 to 1, not 1.5");
+    msg = REAL_FAIL("pretrain", "dryrun=null");
+    assert_contains(msg, "dryrun=null: dryrun takes true or false, not null");
+    // a key of the files only (no job range): the file's type decides
+    msg = REAL_FAIL("pretrain", "arch.hidden_size=2.5");
+    assert_contains(msg, "arch.hidden_size takes an integer (as set in");
+    msg = REAL_FAIL("pretrain", "arch.hidden_size=1e30");
+    assert_contains(msg, "takes an integer from -9223372036854775808 to 9223372036854775807");
+    // whole numbers however written (YAML 1.1: 1e3 is a float) become integers
+    cfg_node *r = REAL("pretrain", "impl.microbatch_size=1e3", "seed=7.0", "train.steps=1.0e+6",
+                       "arch.hidden_size=512.0", "train.batch_size=2_048");
+    check_int(cfg_get(r, "impl.microbatch_size"), 1000);
+    check_int(cfg_get(r, "seed"), 7);
+    check_int(cfg_get(r, "train.steps"), 1000000);
+    check_int(cfg_get(r, "arch.hidden_size"), 512);
+    check_int(cfg_get(r, "train.batch_size"), 2048);
+    yaml_roundtrip(r);
+    cfg_free(r);
+    // keys written as whole numbers that mean any number keep taking fractions
+    r = REAL("pretrain", "train=bert-o4", "budget=0.5", "train.warmup_steps=0.06",
+             "train.cooldown_steps=0.1", "train.batch_size_ramp=0.5",
+             "impl.early_termination.budget=1.5", "seed=-5");
+    check_float(cfg_get(r, "budget"), 0.5);
+    check_float(cfg_get(r, "train.budget"), 0.5);
+    check_float(cfg_get(r, "train.warmup_steps"), 0.06);
+    check_float(cfg_get(r, "impl.early_termination.budget"), 1.5);
+    check_int(cfg_get(r, "seed"), -5);
+    cfg_free(r);
+    // an interpolation that gives a fraction to an integer key
+    msg = FIX_FAIL("plain", "steps=${lr}");
+    assert_contains(msg, "steps takes an integer");
+    assert_contains(msg, "its interpolation gave the number 0.5");
+    r = FIX("plain", "steps=${nested.deep.key}");
+    check_int(cfg_get(r, "steps"), 1);
+    cfg_free(r);
+    msg = REAL_FAIL("pretrain", "impl.microbatch_size=${train.optim.lr}");
+    assert_contains(msg, "impl.microbatch_size takes an integer from 1 to 2147483647");
+}
+
+static void test_compose_integer_keys_in_files(void **state) {
+    (void)state;
+    tmp_tree t;
+    tmp_tree_init(&t);
+    tmp_write(&t, "g/a.yaml", "n: 5\nx: 1.5\n");
+    tmp_write(&t, "frac.yaml", "defaults:\n  - g: a\n  - _self_\ng:\n  n: 2.5\n");
+    tmp_write(&t, "whole.yaml", "defaults:\n  - g: a\n  - _self_\ng:\n  n: 3.0\n  x: 2\n");
+    tmp_write(&t, "huge.yaml", "defaults:\n  - g: a\n  - _self_\ng:\n  n: 1e300\n");
+    cfg_error err;
+    assert_null(tmp_compose(&t, false, "frac", 0, NULL, &err));
+    assert_int_equal(err.code, 2);
+    assert_contains(err.msg, "frac.yaml:5: g.n is an integer in");
+    assert_contains(err.msg, "g/a.yaml:1, but this file sets it to the number 2.5");
+    assert_null(tmp_compose(&t, false, "huge", 0, NULL, &err));
+    assert_contains(err.msg, "the number 1.0e+300, which is not an integer from");
+    cfg_node *r = tmp_compose(&t, false, "whole", 0, NULL, &err);
+    if (!r) fail_msg("%s", err.msg);
+    check_int(cfg_get(r, "g.n"), 3);
+    check_int(cfg_get(r, "g.x"), 2); // a float key takes an integer
+    cfg_free(r);
+    tmp_tree_free(&t);
+}
+
+static void test_strict_getters(void **state) {
+    (void)state;
+    cfg_node *n = parse("a: {big: 8e6, half: 0.5, i: 12, s: text, nul: ~, b: True, neg: -3e3,\n"
+                        "    huge: 1e300, top: 9223372036854775807, l: [1], inf: .inf}\n");
+    cfg_node *nan = cfg_new(CFG_FLOAT);
+    nan->f = NAN;
+    cfg_map_set(cfg_get(n, "a"), "nan", nan);
+    char err[512];
+    int64_t i = 0;
+    assert_int_equal(cfg_int_in(n, "a.big", 1, INT64_MAX, 0, &i, err, sizeof err), 0);
+    assert_true(i == 8000000);
+    assert_int_equal(cfg_int_in(n, "a.neg", INT64_MIN, 0, 0, &i, err, sizeof err), 0);
+    assert_true(i == -3000);
+    assert_int_equal(cfg_int_in(n, "a.top", 0, INT64_MAX, 0, &i, err, sizeof err), 0);
+    assert_true(i == INT64_MAX);
+    // missing and null: the default
+    assert_int_equal(cfg_int_in(n, "a.missing", 1, 10, 7, &i, err, sizeof err), 0);
+    assert_true(i == 7);
+    assert_int_equal(cfg_int_in(n, "a.nul", 1, 10, 8, &i, err, sizeof err), 0);
+    assert_true(i == 8);
+    // fractions, ranges, types: refused, naming the key and the value
+    assert_int_equal(cfg_int_in(n, "a.half", 0, 10, 0, &i, err, sizeof err), -1);
+    assert_contains(err, "a.half=0.5: a.half takes an integer from 0 to 10, not the fraction 0.5");
+    assert_int_equal(cfg_int_in(n, "a.i", 1, 10, 0, &i, err, sizeof err), -1);
+    assert_contains(err, "a.i=12: a.i takes an integer from 1 to 10, not 12");
+    assert_int_equal(cfg_int_in(n, "a.huge", INT64_MIN, INT64_MAX, 0, &i, err, sizeof err), -1);
+    assert_contains(err, "a.huge takes an integer from -9223372036854775808 to "
+                         "9223372036854775807, not 1.0e+300");
+    assert_int_equal(cfg_int_in(n, "a.inf", 0, INT64_MAX, 0, &i, err, sizeof err), -1);
+    assert_int_equal(cfg_int_in(n, "a.nan", 0, INT64_MAX, 0, &i, err, sizeof err), -1);
+    assert_contains(err, "not the number .nan");
+    assert_int_equal(cfg_int_in(n, "a.s", 0, 10, 0, &i, err, sizeof err), -1);
+    assert_contains(err, "a.s=text: a.s takes an integer from 0 to 10, not the string 'text'");
+    assert_int_equal(cfg_int_in(n, "a.b", 0, 10, 0, &i, err, sizeof err), -1);
+    assert_contains(err, "not the boolean true");
+    assert_int_equal(cfg_int_in(n, "a.l", 0, 10, 0, &i, err, sizeof err), -1);
+    assert_contains(err, "a.l: a.l takes an integer from 0 to 10, not a list");
+    double d = 0;
+    assert_int_equal(cfg_num_in(n, "a.half", 0, 1, 0, &d, err, sizeof err), 0);
+    assert_true(d == 0.5);
+    assert_int_equal(cfg_num_in(n, "a.i", 0, 100, 0, &d, err, sizeof err), 0);
+    assert_true(d == 12.0);
+    assert_int_equal(cfg_num_in(n, "a.nul", 0, 1, 0.25, &d, err, sizeof err), 0);
+    assert_true(d == 0.25);
+    assert_int_equal(cfg_num_in(n, "a.big", 0, 1, 0, &d, err, sizeof err), -1);
+    assert_contains(err, "a.big=8000000.0: a.big takes a number from 0 to 1, not 8000000.0");
+    assert_int_equal(cfg_num_in(n, "a.nan", -INFINITY, INFINITY, 0, &d, err, sizeof err), -1);
+    assert_contains(err, "a.nan takes a number, not .nan");
+    assert_int_equal(cfg_num_in(n, "a.s", 0, 1, 0, &d, err, sizeof err), -1);
+    assert_contains(err, "not the string 'text'");
+    bool b = false;
+    assert_int_equal(cfg_bool_strict(n, "a.b", false, &b, err, sizeof err), 0);
+    assert_true(b);
+    assert_int_equal(cfg_bool_strict(n, "a.missing", true, &b, err, sizeof err), 0);
+    assert_true(b);
+    assert_int_equal(cfg_bool_strict(n, "a.i", false, &b, err, sizeof err), -1);
+    assert_contains(err, "a.i=12: a.i takes true or false, not the integer 12");
+    const char *str = NULL;
+    assert_int_equal(cfg_str_strict(n, "a.s", "d", &str, err, sizeof err), 0);
+    assert_string_equal(str, "text");
+    assert_int_equal(cfg_str_strict(n, "a.nul", "d", &str, err, sizeof err), 0);
+    assert_string_equal(str, "d");
+    assert_int_equal(cfg_str_strict(n, "a.i", "d", &str, err, sizeof err), -1);
+    assert_contains(err, "a.i takes a string, not the integer 12");
+    cfg_free(n);
+}
+
+static void test_check_ranges(void **state) {
+    (void)state;
+    static const cfg_check table[] = {
+        CFG_CHECK_NUM("budget", 0, INFINITY, CFG_CHECK_ABOVE),
+        CFG_CHECK_INT("impl.microbatch_size", 1, INT32_MAX, 0),
+        CFG_CHECK_INT("seed", INT64_MIN, INT64_MAX, CFG_CHECK_NULL),
+        CFG_CHECK_STR("maybe", CFG_CHECK_OPTIONAL),
+        {0},
+    };
+    char err[512];
+    cfg_node *n = parse("budget: 2\nimpl: {microbatch_size: 8}\nseed:\n");
+    assert_int_equal(cfg_check_ranges(n, table, err, sizeof err), 0);
+    cfg_free(n);
+    n = parse("budget: -1\nimpl: {microbatch_size: 8}\nseed:\n");
+    assert_int_equal(cfg_check_ranges(n, table, err, sizeof err), -1);
+    assert_string_equal(err, "budget=-1: budget takes a number greater than 0, not -1");
+    cfg_free(n);
+    n = parse("budget: 1\nimpl: {microbatch_size: 8}\n");
+    assert_int_equal(cfg_check_ranges(n, table, err, sizeof err), -1);
+    assert_contains(err, "the config has no seed");
+    cfg_free(n);
+    n = parse("budget: 1\nimpl: {microbatch_size: 8.0}\nseed: 3\nmaybe: 2\n");
+    assert_int_equal(cfg_check_ranges(n, table, err, sizeof err), -1);
+    assert_contains(err, "maybe=2: maybe takes a string, not the integer 2");
+    cfg_free(n);
+    // the built-in tables accept what the shipped configs compose to
+    assert_ptr_equal(cfg_checks_for("pretrain"), cfg_checks_pretrain);
+    assert_ptr_equal(cfg_checks_for("eval"), cfg_checks_eval);
+    assert_null(cfg_checks_for("plain"));
+    cfg_node *r = REAL("pretrain", "seed=3");
+    assert_int_equal(cfg_check_ranges(r, cfg_checks_pretrain, err, sizeof err), 0);
+    cfg_node *bs = cfg_get(r, "train.batch_size");
+    bs->i = 0; // a tree changed after composition, as a job might get one
+    assert_int_equal(cfg_check_ranges(r, cfg_checks_pretrain, err, sizeof err), -1);
+    assert_contains(err, "train.batch_size=0: train.batch_size takes an integer from 1");
+    cfg_free(r);
+    r = REAL("eval", "seed=3");
+    assert_int_equal(cfg_check_ranges(r, cfg_checks_eval, err, sizeof err), 0);
+    cfg_free(r);
+}
+
+// Every option of the groups the jobs read composes under the jobs' checks.
+static void test_compose_every_option(void **state) {
+    (void)state;
+    static const char *const groups[][2] = {
+        {"pretrain", "impl"}, {"pretrain", "data"}, {"pretrain", "train"},
+        {"pretrain", "arch"}, {"eval", "eval"},     {"eval", "impl"},
+    };
+    const char *root = getenv("CRAM_CONFIG_PATH");
+    for (size_t g = 0; g < sizeof groups / sizeof *groups; g++) {
+        char cmd[1400];
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s/%s' && find . -name '*.yaml' ! -name '_*' ! -path './sources/*' "
+                 "! -path './*/*/*' | sed 's|^\\./||; s|\\.yaml$||' | sort",
+                 root, groups[g][1]);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        char line[256];
+        int count = 0;
+        while (fgets(line, sizeof line, p)) {
+            line[strcspn(line, "\n")] = 0;
+            if (strchr(line, '/') && strcmp(groups[g][1], "eval") == 0) continue; // sub-groups
+            if (strncmp(line, "optim", 5) == 0 || strncmp(line, "tasks", 5) == 0) continue;
+            char arg[300];
+            snprintf(arg, sizeof arg, "%s=%s", groups[g][1], line);
+            char *ov[] = {arg};
+            cfg_node *r = compose_real(groups[g][0], 1, ov);
+            cfg_free(r);
+            count++;
+        }
+        pclose(p);
+        assert_true(count > 0);
+    }
+}
+
+static void test_override_keys_follow_yaml_rules(void **state) {
+    (void)state;
+    // an empty key: the YAML reader's words
+    const char *yaml_msg = parse_fail("'': b\n", 6);
+    assert_contains(yaml_msg, "empty key");
+    const char *msg = REAL_FAIL("pretrain", "+arch.extra={: b}");
+    assert_contains(msg, "cannot read the value '{: b}': empty key");
+    msg = REAL_FAIL("pretrain", "+arch.extra={'': b}");
+    assert_contains(msg, ": empty key");
+    msg = REAL_FAIL("pretrain", "+arch.extra={a: {: 1}}");
+    assert_contains(msg, ": empty key");
+    msg = REAL_FAIL("pretrain", "+arch.extra=[1, {: 1}]");
+    assert_contains(msg, ": empty key");
+    // a key twice
+    yaml_msg = parse_fail("{a: 1, a: 2}\n", 13);
+    assert_contains(yaml_msg, "key 'a' appears twice");
+    msg = REAL_FAIL("pretrain", "+arch.extra={a: 1, a: 2}");
+    assert_contains(msg, "cannot read the value '{a: 1, a: 2}': key 'a' appears twice");
+    // quoted keys lose their quotes, as in YAML; a ':' inside them is part of the key
+    cfg_node *r = REAL("pretrain", "+arch.extra={'a b': 1, \"c:d\": x, e.f: [1, 2]}");
+    cfg_node *e = cfg_get(r, "arch.extra");
+    assert_int_equal(e->n, 3);
+    assert_string_equal(e->keys[0], "a b");
+    assert_string_equal(e->keys[1], "c:d");
+    check_str(e->items[1], "x");
+    assert_string_equal(e->keys[2], "e.f");
+    cfg_node *y = parse("{'a b': 1, \"c:d\": x, e.f: [1, 2]}\n");
+    char *ja = cfg_canonical_json(e), *jb = cfg_canonical_json(y);
+    assert_string_equal(ja, jb);
+    free(ja);
+    free(jb);
+    cfg_free(y);
+    // what the command line makes, written out, reads back the same
+    yaml_roundtrip(r);
+    cfg_free(r);
+}
+
+static void test_compose_group_messages(void **state) {
+    (void)state;
+    const char *msg = REAL_FAIL("pretrain", "arch=crammed-bert", "arch=hf-bert-tiny");
+    assert_contains(msg, "arch=crammed-bert and arch=hf-bert-tiny: the group arch is chosen twice");
+    assert_not_contains(msg, "no 'arch' in its defaults");
+    msg = REAL_FAIL("pretrain", "data=kjv", "data=nope");
+    assert_contains(msg, "unknown option 'nope' for data");
+    assert_contains(msg, "kjv");
+    assert_not_contains(msg, "no 'data' in its defaults");
+    msg = REAL_FAIL("pretrain", "train/optim=adam", "+train/optim=adam");
+    assert_contains(msg, "chosen twice");
+    msg = REAL_FAIL("eval", "eval/tasks=[rte,nope]");
+    assert_contains(msg, "unknown option 'nope' for eval/tasks");
+    // a group that the defaults list lacks still says how to add it
+    msg = REAL_FAIL("eval", "arch=crammed-bert");
+    assert_contains(msg, "no 'arch' in its defaults; write +arch=crammed-bert");
+}
+
+static void test_compose_cut_files(void **state) {
+    (void)state;
+    tmp_tree t;
+    tmp_tree_init(&t);
+    cfg_error err;
+    // an empty primary file (or one with comments only) says so
+    tmp_write(&t, "pretrain.yaml", "");
+    char *name[] = {"name=x"};
+    assert_null(tmp_compose(&t, true, "pretrain", 1, name, &err));
+    assert_int_equal(err.code, 2);
+    assert_contains(err.msg, "/pretrain.yaml: the file is empty");
+    assert_not_contains(err.msg, "unknown key");
+    tmp_write(&t, "pretrain.yaml", "# nothing but a comment\n\n");
+    assert_null(tmp_compose(&t, true, "pretrain", 0, NULL, &err));
+    assert_contains(err.msg, "the file is empty");
+    // and so does an empty option file
+    tmp_write(&t, "pretrain.yaml", "{}\n");
+    tmp_write(&t, "arch/hollow.yaml", "\n");
+    tmp_write(&t, "withgroup.yaml", "defaults:\n  - arch: hf-bert-tiny\n");
+    char *hollow[] = {"arch=hollow"};
+    assert_null(tmp_compose(&t, true, "withgroup", 1, hollow, &err));
+    assert_contains(err.msg, "arch/hollow.yaml: the file is empty");
+    // {} is an empty config on purpose; no job table for another primary
+    tmp_write(&t, "other.yaml", "{}\n");
+    cfg_node *r = tmp_compose(&t, true, "other", 0, NULL, &err);
+    if (!r) fail_msg("%s", err.msg);
+    cfg_free(r);
+    tmp_tree_free(&t);
+
+    // a primary cut after its defaults list: the missing keys name the file
+    tmp_tree_init(&t);
+    tmp_cut(&t, "pretrain.yaml", "base_dir:");
+    assert_null(tmp_compose(&t, true, "pretrain", 0, NULL, &err));
+    assert_contains(err.msg, "the composed pretrain config has no name, which cram reads");
+    assert_contains(err.msg, t.dir);
+    assert_contains(err.msg, "/pretrain.yaml (is a file cut short?)");
+    tmp_tree_free(&t);
+    // impl/_default.yaml cut before microbatch_size: the message names the impl files
+    tmp_tree_init(&t);
+    tmp_cut(&t, "impl/_default.yaml", "microbatch_size:");
+    assert_null(tmp_compose(&t, true, "pretrain", 0, NULL, &err));
+    assert_contains(err.msg, "has no impl.microbatch_size");
+    assert_contains(err.msg, "impl/_default.yaml");
+    assert_contains(err.msg, "impl/torch-default.yaml");
+    assert_null(tmp_compose(&t, true, "eval", 0, NULL, &err));
+    assert_contains(err.msg, "the composed eval config has no impl.microbatch_size");
+    tmp_tree_free(&t);
+    // a train file cut short
+    tmp_tree_init(&t);
+    tmp_cut(&t, "train/bert-base.yaml", "warmup_steps:");
+    assert_null(tmp_compose(&t, true, "pretrain", 0, NULL, &err));
+    assert_contains(err.msg, "train/bert-base.yaml (is a file cut short?)");
+    tmp_tree_free(&t);
+    // keys taken away on the command line
+    const char *msg = REAL_FAIL("pretrain", "~impl.threads");
+    assert_contains(msg, "~impl.threads removes impl.threads, which cram reads");
+    msg = REAL_FAIL("pretrain", "~train.objective");
+    assert_contains(msg, "~train.objective removes train.objective.name");
+    msg = REAL_FAIL("pretrain", "impl=null");
+    assert_contains(msg, "impl=null leaves out the group impl, but cram reads impl.");
+}
+
 // ---- composition with the fixture tree -------------------------------------------------------
 
 static void test_fixture_cycle_and_missing(void **state) {
@@ -1606,13 +2067,18 @@ static void test_fixture_type_mismatch(void **state) {
     msg = FIX_FAIL("plain", "steps=many");
     assert_contains(msg, "steps takes an integer");
     assert_contains(msg, "plain.yaml:7");
-    // but a number may replace a number, and null anything
-    cfg_node *r = FIX("plain", "steps=2.5", "lr=null", "flag=null", "nothing=[1]");
-    check_float(cfg_get(r, "steps"), 2.5);
+    // a whole number may replace an integer (and becomes one), any number a number, and null
+    // anything; an integer key refuses a fraction
+    cfg_node *r = FIX("plain", "steps=2.5e1", "lr=null", "flag=null", "nothing=[1]");
+    check_int(cfg_get(r, "steps"), 25);
     assert_int_equal(cfg_get(r, "lr")->type, CFG_NULL);
     assert_int_equal(cfg_get(r, "ref")->type, CFG_NULL);
-    check_str(cfg_get(r, "text"), "lr=None, steps=2.5");
+    check_str(cfg_get(r, "text"), "lr=None, steps=25");
     cfg_free(r);
+    msg = FIX_FAIL("plain", "steps=2.5");
+    assert_contains(msg, "steps=2.5: steps takes an integer");
+    assert_contains(msg, "plain.yaml:7");
+    assert_contains(msg, "not the fraction 2.5");
 }
 
 static void test_fixture_self_placement(void **state) {
@@ -1753,6 +2219,14 @@ int main(void) {
         cmocka_unit_test(test_compose_override_syntax),
         cmocka_unit_test(test_compose_override_encoding),
         cmocka_unit_test(test_compose_no_config),
+        cmocka_unit_test(test_compose_integer_keys),
+        cmocka_unit_test(test_compose_integer_keys_in_files),
+        cmocka_unit_test(test_strict_getters),
+        cmocka_unit_test(test_check_ranges),
+        cmocka_unit_test(test_compose_every_option),
+        cmocka_unit_test(test_override_keys_follow_yaml_rules),
+        cmocka_unit_test(test_compose_group_messages),
+        cmocka_unit_test(test_compose_cut_files),
         cmocka_unit_test(test_fixture_cycle_and_missing),
         cmocka_unit_test(test_fixture_type_mismatch),
         cmocka_unit_test(test_fixture_self_placement),

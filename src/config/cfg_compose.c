@@ -2,10 +2,12 @@
 // choices, command-line overrides and ${...} interpolation, with Hydra 1.1's semantics for
 // the subset the reference's configs use.
 #include "config/config.h"
+#include "config/cfg_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,7 +217,41 @@ static int split_top(char *s, char **parts, int max) {
     return depth == 0 ? n : -1;
 }
 
+// The first ':' of a "key: value" item outside quotes and brackets, or NULL.
+static char *key_colon(char *item) {
+    char quote = 0;
+    int depth = 0;
+    for (char *p = item; *p; p++) {
+        if (quote) {
+            if (*p == quote) quote = 0;
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+        } else if (*p == '[' || *p == '{') {
+            depth++;
+        } else if (*p == ']' || *p == '}') {
+            depth--;
+        } else if (*p == ':' && depth == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+// A key as written in {key: value}: trimmed, and without its quotes when quoted ('a b': 1), as
+// YAML reads it.
+static char *map_key(char *k) {
+    k = trim(k);
+    size_t n = strlen(k);
+    if (n >= 2 && (k[0] == '\'' || k[0] == '"') && k[n - 1] == k[0]) {
+        k[n - 1] = 0;
+        k++;
+    }
+    return k;
+}
+
 // A value as typed on the command line: null, a scalar, a 'quoted string', [a, b] or {k: v}.
+// The keys of {k: v} follow the rules of the YAML reader (cfg_key_problem, no key twice), so
+// that what the command line builds is what a written config reads back as.
 static cfg_node *parse_value(const char *text, int depth, cfg_error *err) {
     if (depth > 8) {
         cfg_set_error(err, 2, "value nested too deeply: %s", text);
@@ -245,7 +281,7 @@ static cfg_node *parse_value(const char *text, int depth, cfg_error *err) {
             }
             for (int k = 0; k < np; k++) {
                 char *item = parts[k];
-                char *colon = map ? strchr(item, ':') : NULL;
+                char *colon = map ? key_colon(item) : NULL;
                 if (map && !colon) {
                     cfg_set_error(err, 2, "cannot read '%s' in '%s': expected key: value", item,
                                   text);
@@ -253,7 +289,23 @@ static cfg_node *parse_value(const char *text, int depth, cfg_error *err) {
                     free(copy);
                     return NULL;
                 }
-                if (colon) *colon = 0;
+                const char *key = NULL, *bad = NULL;
+                if (colon) {
+                    *colon = 0;
+                    key = map_key(item);
+                    bad = cfg_key_problem(key, strlen(key));
+                    if (!bad && cfg_map_get(out, key)) bad = "twice";
+                }
+                if (bad) {
+                    if (strcmp(bad, "twice") == 0)
+                        cfg_set_error(err, 2, "cannot read the value '%s': key '%s' appears twice",
+                                      text, key);
+                    else
+                        cfg_set_error(err, 2, "cannot read the value '%s': %s", text, bad);
+                    cfg_free(out);
+                    free(copy);
+                    return NULL;
+                }
                 cfg_node *v = parse_value(colon ? colon + 1 : item, depth + 1, err);
                 if (!v) {
                     cfg_free(out);
@@ -261,7 +313,7 @@ static cfg_node *parse_value(const char *text, int depth, cfg_error *err) {
                     return NULL;
                 }
                 if (map)
-                    cfg_map_set(out, trim(item), v);
+                    cfg_map_set(out, key, v);
                 else
                     cfg_list_push(out, v);
             }
@@ -408,13 +460,28 @@ static void mark_declared(cfg_node *n) {
         mark_declared(n->items[k]);
 }
 
-static bool compatible(cfg_type decl, const cfg_node *v) {
-    if (decl == CFG_NULL || v->type == CFG_NULL) return true;
-    if (v->type == CFG_STR && strstr(v->s, "${")) return true;
-    bool dnum = decl == CFG_INT || decl == CFG_FLOAT;
+typedef enum { FIT_OK, FIT_TYPE, FIT_FRACTION, FIT_RANGE } fit_result;
+
+// Whether v may take the place of a value declared `want`: null and interpolations always may;
+// a number may replace a number, except that an integer key takes only whole numbers (1e3 and
+// 1000.0 are turned into the integer 1000; 1.5 and 1e30 are refused).
+static fit_result fit(cfg_type want, cfg_node *v) {
+    if (want == CFG_NULL || v->type == CFG_NULL) return FIT_OK;
+    if (v->type == CFG_STR && strstr(v->s, "${")) return FIT_OK;
     bool vnum = v->type == CFG_INT || v->type == CFG_FLOAT;
-    if (dnum) return vnum;
-    return decl == v->type;
+    if (want == CFG_INT && v->type == CFG_FLOAT) {
+        int64_t i;
+        if (cfg_whole(v->f, &i)) {
+            v->type = CFG_INT;
+            v->i = i;
+            v->f = 0;
+            return FIT_OK;
+        }
+        if (isnan(v->f)) return FIT_TYPE;
+        return isinf(v->f) || v->f == floor(v->f) ? FIT_RANGE : FIT_FRACTION;
+    }
+    if (want == CFG_INT || want == CFG_FLOAT) return vnum ? FIT_OK : FIT_TYPE;
+    return want == v->type ? FIT_OK : FIT_TYPE;
 }
 
 // "a string", "an integer": a type's name with its article, for messages.
@@ -438,28 +505,44 @@ static const char *a_type(cfg_type t) {
     return "a value";
 }
 
-static void describe(const cfg_node *v, char *out, size_t len) {
-    char num[64];
-    switch (v->type) {
-    case CFG_STR:
-        snprintf(out, len, "the string '%.200s'", v->s);
-        break;
-    case CFG_INT:
-        snprintf(out, len, "the integer %lld", (long long)v->i);
-        break;
-    case CFG_FLOAT:
-        cfg_format_float(v->f, num, sizeof num);
-        snprintf(out, len, "the number %s", num);
-        break;
-    case CFG_BOOL:
-        snprintf(out, len, "the boolean %s", v->b ? "true" : "false");
-        break;
-    default:
-        snprintf(out, len, "%s", a_type(v->type));
-    }
+// A config file that was read, and the package (dotted path) its keys went to.
+typedef struct {
+    char *pkg, *path;
+} loaded_file;
+
+typedef struct {
+    const cfg_search *s;
+    override *ov;
+    int nov;
+    cfg_error *err;
+    const cfg_check *checks; // what the job reads (NULL: no checks)
+    loaded_file *files;
+    int nfiles, capfiles;
+} composer;
+
+// What a key at `path` takes: the type its defining file gave it, except that a key the job
+// reads as any number (budget: 24 is hours, 0.5 included) takes any number.
+static cfg_type want_type(const composer *c, const char *path, cfg_type decl) {
+    const cfg_check *ck = cfg_check_find(c->checks, path);
+    if (ck && ck->type == CFG_FLOAT && decl == CFG_INT) return CFG_FLOAT;
+    return decl;
 }
 
-static int merge(cfg_node *dst, const cfg_node *src, const char *prefix, cfg_error *err) {
+// How an integer key is described in a message: with the job's range when it has one.
+static void int_phrase(const composer *c, const char *path, bool bounds, char *out, size_t len) {
+    const cfg_check *ck = cfg_check_find(c->checks, path);
+    cfg_check any = CFG_CHECK_INT(path, INT64_MIN, INT64_MAX, 0);
+    cfg_check_phrase(ck && ck->type == CFG_INT ? ck : &any, bounds, out, len);
+}
+
+static char *join_path(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s%s%s", a, *a && *b ? "." : "", b);
+    return p;
+}
+
+static int merge(composer *c, cfg_node *dst, const cfg_node *src, const char *prefix) {
     for (int k = 0; k < src->n; k++) {
         const char *key = src->keys[k];
         const cfg_node *sv = src->items[k];
@@ -471,18 +554,22 @@ static int merge(cfg_node *dst, const cfg_node *src, const char *prefix, cfg_err
             continue;
         }
         if (dv->type == CFG_MAP && sv->type == CFG_MAP) {
-            if (merge(dv, sv, path, err)) return -1;
+            if (merge(c, dv, sv, path)) return -1;
             continue;
         }
-        if (!compatible(dv->decl, sv)) {
-            char what[300];
-            describe(sv, what, sizeof what);
-            cfg_set_error(err, 2, "%s: %s is %s in %s, but this file sets it to %s",
+        cfg_node *nv = cfg_clone(sv);
+        fit_result f = fit(want_type(c, path, dv->decl), nv);
+        if (f != FIT_OK) {
+            char what[300], takes[160];
+            cfg_describe(sv, what, sizeof what);
+            if (f == FIT_RANGE) int_phrase(c, path, true, takes, sizeof takes);
+            cfg_set_error(c->err, 2, "%s: %s is %s in %s, but this file sets it to %s%s%s",
                           sv->origin ? sv->origin : "?", path, a_type(dv->decl),
-                          dv->origin ? dv->origin : "an earlier file", what);
+                          dv->origin ? dv->origin : "an earlier file", what,
+                          f == FIT_RANGE ? ", which is not " : "", f == FIT_RANGE ? takes : "");
+            cfg_free(nv);
             return -1;
         }
-        cfg_node *nv = cfg_clone(sv);
         if (dv->decl != CFG_NULL) {
             nv->decl = dv->decl;
             free(nv->origin);
@@ -521,40 +608,38 @@ static cfg_node *package_map(cfg_node *root, const char *package, cfg_error *err
 
 // ---- the defaults list ---------------------------------------------------------------------
 
-typedef struct {
-    const cfg_search *s;
-    override *ov;
-    int nov;
-    cfg_error *err;
-} composer;
+static cfg_node *compose_file(composer *c, const char *group, const char *option, const char *pkg,
+                              int depth);
 
-static cfg_node *compose_file(composer *c, const char *group, const char *option, int depth);
-
+// Composes the option(s) `choice` of `group` and merges them at `package` below result, whose
+// own package is pkg.
 static int merge_group(composer *c, cfg_node *result, const char *group, const char *package,
-                       const cfg_node *choice, bool optional, int depth) {
+                       const cfg_node *choice, bool optional, const char *pkg, int depth) {
     cfg_node *target = package_map(result, package, c->err);
     if (!target) return -1;
+    char *full = join_path(pkg, package);
+    int rc = 0;
     const cfg_node *const *opts = (const cfg_node *const *)&choice;
     int nopts = 1;
     if (choice->type == CFG_LIST) opts = (const cfg_node *const *)choice->items, nopts = choice->n;
-    for (int k = 0; k < nopts; k++) {
+    for (int k = 0; k < nopts && rc == 0; k++) {
         const cfg_node *o = opts[k];
         if (o->type == CFG_NULL) continue;
         if (o->type != CFG_STR) {
             cfg_set_error(c->err, 2, "defaults entry for group %s: options must be names", group);
-            return -1;
+            rc = -1;
+            break;
         }
         if (optional) {
             char path[PATH_MAX];
             if (!find_config(c->s, group, o->s, path, sizeof path)) continue;
         }
-        cfg_node *sub = compose_file(c, group, o->s, depth + 1);
-        if (!sub) return -1;
-        int rc = merge(target, sub, package, c->err);
+        cfg_node *sub = compose_file(c, group, o->s, full, depth + 1);
+        rc = sub ? merge(c, target, sub, full) : -1;
         cfg_free(sub);
-        if (rc) return -1;
     }
-    return 0;
+    free(full);
+    return rc;
 }
 
 static override *group_override(composer *c, const char *group) {
@@ -565,7 +650,8 @@ static override *group_override(composer *c, const char *group) {
 
 // Loads group/option.yaml and everything its defaults list pulls in. The result is rooted at
 // the file's own package: the caller places it.
-static cfg_node *compose_file(composer *c, const char *group, const char *option, int depth) {
+static cfg_node *compose_file(composer *c, const char *group, const char *option, const char *pkg,
+                              int depth) {
     char path[PATH_MAX];
     if (depth > MAX_COMPOSE_DEPTH) {
         cfg_set_error(c->err, 2, "defaults lists nest deeper than %d (a cycle through %s/%s?)",
@@ -586,8 +672,21 @@ static cfg_node *compose_file(composer *c, const char *group, const char *option
             unknown_option_error(c->s, group, option, c->err);
         return NULL;
     }
-    cfg_node *file = cfg_load_yaml_file(path, c->err);
+    bool empty = false;
+    cfg_node *file = cfg_load_yaml_file_ex(path, &empty, c->err);
     if (!file) return NULL;
+    if (empty) {
+        // Hydra reads an empty file as an empty config; here it is far more often a file cut
+        // short or not saved, so it is refused ({} is an empty config on purpose).
+        cfg_set_error(c->err, 2, "%s: the file is empty (write {} for an empty config)", path);
+        cfg_free(file);
+        return NULL;
+    }
+    if (c->nfiles == c->capfiles) {
+        c->capfiles = c->capfiles ? 2 * c->capfiles : 16;
+        c->files = xrealloc(c->files, (size_t)c->capfiles * sizeof *c->files);
+    }
+    c->files[c->nfiles++] = (loaded_file){xstrdup(pkg), xstrdup(path)};
     if (file->type != CFG_MAP) {
         cfg_set_error(c->err, 2, "%s: expected key: value pairs at the top level", path);
         cfg_free(file);
@@ -616,16 +715,16 @@ static cfg_node *compose_file(composer *c, const char *group, const char *option
     for (int k = 0; k <= n && rc == 0; k++) {
         const cfg_node *e = k < n ? defaults->items[k] : NULL;
         if (!e) { // _self_ goes last when the list does not place it
-            if (!self_done) rc = merge(result, file, "", c->err);
+            if (!self_done) rc = merge(c, result, file, pkg);
             break;
         }
         if (e->type == CFG_STR) {
             if (strcmp(e->s, "_self_") == 0) {
-                rc = merge(result, file, "", c->err);
+                rc = merge(c, result, file, pkg);
                 self_done = true;
             } else {
-                cfg_node *sub = compose_file(c, group, e->s, depth + 1);
-                rc = sub ? merge(result, sub, "", c->err) : -1;
+                cfg_node *sub = compose_file(c, group, e->s, pkg, depth + 1);
+                rc = sub ? merge(c, result, sub, pkg) : -1;
                 cfg_free(sub);
             }
             continue;
@@ -660,7 +759,7 @@ static cfg_node *compose_file(composer *c, const char *group, const char *option
             choice = o->val;
             o->used = true;
         }
-        rc = merge_group(c, result, sub_group, package, choice, optional, depth);
+        rc = merge_group(c, result, sub_group, package, choice, optional, pkg, depth);
     }
     cfg_free(defaults);
     cfg_free(file);
@@ -697,9 +796,11 @@ static cfg_node *parent_of(cfg_node *root, const char *key, const char **last) {
 
 // Make a command-line value fit the declared type: scalars become strings where the file
 // holds a string, ints become floats where it holds a float.
-static cfg_node *coerce(const override *o, const cfg_node *target, cfg_error *err) {
+static cfg_node *coerce(const composer *c, const override *o, const cfg_node *target,
+                        cfg_error *err) {
     cfg_node *v = cfg_clone(o->val);
     cfg_type decl = target ? target->decl : CFG_NULL;
+    cfg_type want = want_type(c, o->key, decl);
     if (decl == CFG_STR && (v->type == CFG_INT || v->type == CFG_FLOAT || v->type == CFG_BOOL)) {
         cfg_free(v);
         char *copy = xstrdup(o->text);
@@ -709,11 +810,23 @@ static cfg_node *coerce(const override *o, const cfg_node *target, cfg_error *er
         v->type = CFG_FLOAT;
         v->f = (double)v->i;
     }
-    if (target && !compatible(decl, v)) {
-        char what[300];
-        describe(v, what, sizeof what);
+    fit_result f = target ? fit(want, v) : FIT_OK;
+    if (f != FIT_OK) {
+        char what[300], takes[160];
+        const char *where = target->origin ? target->origin : "its config file";
+        if (f == FIT_TYPE) {
+            cfg_describe(v, what, sizeof what);
+            snprintf(takes, sizeof takes, "%s", a_type(want));
+        } else {
+            char num[64], *copy = xstrdup(o->text);
+            cfg_format_float(v->f, num, sizeof num);
+            snprintf(what, sizeof what, "%s%.200s", f == FIT_FRACTION ? "the fraction " : "",
+                     f == FIT_FRACTION ? num : trim(copy));
+            free(copy);
+            int_phrase(c, o->key, f == FIT_RANGE, takes, sizeof takes);
+        }
         cfg_set_error(err, 2, "%s=%s: %s takes %s (as set in %s), not %s", o->key, o->text, o->key,
-                      a_type(decl), target->origin ? target->origin : "its config file", what);
+                      takes, where, what);
         cfg_free(v);
         return NULL;
     }
@@ -723,7 +836,8 @@ static cfg_node *coerce(const override *o, const cfg_node *target, cfg_error *er
     return v;
 }
 
-static int apply_value_override(cfg_node *root, const override *o, cfg_error *err) {
+static int apply_value_override(const composer *c, cfg_node *root, const override *o,
+                                cfg_error *err) {
     const char *last;
     cfg_node *parent = parent_of(root, o->key, &last);
     cfg_node *target = parent ? cfg_map_get(parent, last) : NULL;
@@ -756,7 +870,7 @@ static int apply_value_override(cfg_node *root, const override *o, cfg_error *er
                       a_type(parent->type));
         return -1;
     }
-    cfg_node *v = coerce(o, target, err);
+    cfg_node *v = coerce(c, o, target, err);
     if (!v) return -1;
     cfg_map_set(parent, last, v);
     return 0;
@@ -938,6 +1052,144 @@ int cfg_resolve(cfg_node *root, cfg_error *err) {
 
 // ---- the whole job -----------------------------------------------------------------------
 
+// Group choices on the command line name options that exist, and each group once.
+static int check_group_overrides(const composer *c, char *const *args) {
+    for (int k = 0; k < c->nov; k++) {
+        const override *o = &c->ov[k];
+        if (!o->group) continue;
+        const cfg_node *const *names = (const cfg_node *const *)&o->val;
+        int n = 1;
+        if (o->val->type == CFG_LIST) names = (const cfg_node *const *)o->val->items, n = o->val->n;
+        for (int j = 0; j < n; j++) {
+            const cfg_node *name = names[j];
+            if (name->type != CFG_STR) continue; // null: leave the group out
+            char path[PATH_MAX];
+            if (!*name->s || strstr(name->s, "..") || name->s[0] == '/') {
+                cfg_set_error(c->err, 2, "'%s' is not a config option name", name->s);
+                return -1;
+            }
+            if (!find_config(c->s, o->key, name->s, path, sizeof path)) {
+                unknown_option_error(c->s, o->key, name->s, c->err);
+                return -1;
+            }
+        }
+    }
+    for (int k = 0; k < c->nov; k++) {
+        for (int j = 0; c->ov[k].group && j < k; j++) {
+            if (c->ov[j].group && strcmp(c->ov[j].key, c->ov[k].key) == 0) {
+                cfg_set_error(c->err, 2, "%s and %s: the group %s is chosen twice; keep one",
+                              args[j], args[k], c->ov[k].key);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+// The files whose package holds `key` most closely, for a message: "a.yaml, b.yaml".
+static void files_for(const composer *c, const char *key, char *out, size_t len) {
+    size_t best = 0;
+    bool found = false;
+    for (int k = 0; k < c->nfiles; k++) {
+        const char *p = c->files[k].pkg;
+        size_t n = strlen(p);
+        bool holds = n == 0 || (strncmp(key, p, n) == 0 && key[n] == '.');
+        if (holds && (!found || n > best)) best = n, found = true;
+    }
+    size_t o = 0;
+    out[0] = 0;
+    for (int k = 0; found && k < c->nfiles && o + 8 < len; k++) {
+        if (strlen(c->files[k].pkg) != best) continue;
+        if (best && strncmp(key, c->files[k].pkg, best) != 0) continue;
+        o += (size_t)snprintf(out + o, len - o, "%s%s", o ? ", " : "", c->files[k].path);
+    }
+}
+
+// A key the job reads is not in the composed tree: say why, as closely as the composer knows.
+static void missing_key_error(const composer *c, const char *primary, const char *key) {
+    for (int k = c->nov - 1; k >= 0; k--) {
+        const override *o = &c->ov[k];
+        char at[PATH_MAX]; // the key's package: train/optim is train.optim
+        snprintf(at, sizeof at, "%s", o->key);
+        for (char *p = at; *p; p++)
+            if (*p == '/') *p = '.';
+        size_t n = strlen(at);
+        bool covers = strncmp(key, at, n) == 0 && (key[n] == 0 || key[n] == '.');
+        if (o->kind == OV_DELETE && covers) {
+            cfg_set_error(c->err, 2, "~%s removes %s, which cram reads; set it instead", o->key,
+                          key);
+            return;
+        }
+        if (o->group && o->val->type == CFG_NULL && covers) {
+            cfg_set_error(c->err, 2, "%s=null leaves out the group %s, but cram reads %s", o->key,
+                          o->key, key);
+            return;
+        }
+    }
+    char files[2048];
+    files_for(c, key, files, sizeof files);
+    cfg_set_error(c->err, 2,
+                  "the composed %s config has no %s, which cram reads; it should be set by %s "
+                  "(is a file cut short?)",
+                  primary, key, *files ? files : "the config files");
+}
+
+// Before interpolation (which would stop at the first ${...} that refers to a lost key): the
+// keys the job reads are all there.
+static int check_present(const composer *c, const char *primary, const cfg_node *root) {
+    for (const cfg_check *ck = c->checks; ck && ck->path; ck++) {
+        if (ck->flags & CFG_CHECK_OPTIONAL || cfg_get(root, ck->path)) continue;
+        missing_key_error(c, primary, ck->path);
+        return -1;
+    }
+    return 0;
+}
+
+// After interpolation: integer keys hold integers (an interpolation may have given 2.0 or 2.5),
+// and the keys the job reads are present and hold what it takes.
+static int check_composed(const composer *c, const char *primary, cfg_node *n, const char *path) {
+    if (n->decl == CFG_INT && n->type == CFG_FLOAT && want_type(c, path, CFG_INT) == CFG_INT) {
+        fit_result f = fit(CFG_INT, n);
+        if (f != FIT_OK) {
+            char what[300], takes[160];
+            cfg_describe(n, what, sizeof what);
+            int_phrase(c, path, f == FIT_RANGE, takes, sizeof takes);
+            cfg_set_error(c->err, 2, "%s takes %s (as set in %s), but its interpolation gave %s",
+                          path, takes, n->origin ? n->origin : "its config file", what);
+            return -1;
+        }
+    }
+    for (int k = 0; k < n->n; k++) {
+        if (!n->keys) continue;
+        char *sub = join_path(path, n->keys[k]);
+        int rc = check_composed(c, primary, n->items[k], sub);
+        free(sub);
+        if (rc) return -1;
+    }
+    if (*path) return 0;
+    // the root: the job's table (present keys: check_present)
+    for (const cfg_check *ck = c->checks; ck && ck->path; ck++) {
+        cfg_node *v = cfg_get(n, ck->path);
+        if (!v) continue;
+        int64_t i;
+        if (ck->type == CFG_INT && v->type == CFG_FLOAT && cfg_whole(v->f, &i)) {
+            v->type = CFG_INT; // seed=7.0 is seed 7
+            v->i = i;
+            v->f = 0;
+        }
+        const char *typed = NULL; // the value as the command line wrote it
+        for (int k = 0; v->origin && strcmp(v->origin, "command line") == 0 && k < c->nov; k++)
+            if (!c->ov[k].group && c->ov[k].text && strcmp(c->ov[k].key, ck->path) == 0)
+                typed = c->ov[k].text;
+        char msg[1024];
+        if (cfg_check_node(ck, v, typed, msg, sizeof msg)) {
+            cfg_set_error(c->err, 2, "%s", msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 cfg_node *cfg_compose(const cfg_search *s, const char *primary, int noverrides,
                       char *const *overrides, cfg_error *err) {
     if (s->ndirs == 0) {
@@ -947,8 +1199,10 @@ cfg_node *cfg_compose(const cfg_search *s, const char *primary, int noverrides,
     }
     override *ov = parse_overrides(s, noverrides, overrides, err);
     if (!ov) return NULL;
-    composer c = {.s = s, .ov = ov, .nov = noverrides, .err = err};
-    cfg_node *root = compose_file(&c, "", primary, 0);
+    composer c = {
+        .s = s, .ov = ov, .nov = noverrides, .err = err, .checks = cfg_checks_for(primary)};
+    cfg_node *root = NULL;
+    if (check_group_overrides(&c, overrides) == 0) root = compose_file(&c, "", primary, "", 0);
     // +group=option adds a group the defaults list does not have.
     for (int k = 0; root && k < noverrides; k++) {
         override *o = &ov[k];
@@ -966,22 +1220,28 @@ cfg_node *cfg_compose(const cfg_search *s, const char *primary, int noverrides,
         for (char *p = package; *p; p++)
             if (*p == '/') *p = '.';
         o->used = true;
-        if (merge_group(&c, root, o->key, package, o->val, false, 0)) {
+        if (merge_group(&c, root, o->key, package, o->val, false, "", 0)) {
             cfg_free(root);
             root = NULL;
         }
     }
     for (int k = 0; root && k < noverrides; k++) {
         if (ov[k].group) continue;
-        if (apply_value_override(root, &ov[k], err)) {
+        if (apply_value_override(&c, root, &ov[k], err)) {
             cfg_free(root);
             root = NULL;
         }
     }
-    free_overrides(ov, noverrides);
-    if (root && cfg_resolve(root, err)) {
+    if (root && (check_present(&c, primary, root) || cfg_resolve(root, err) ||
+                 check_composed(&c, primary, root, ""))) {
         cfg_free(root);
         root = NULL;
     }
+    free_overrides(ov, noverrides);
+    for (int k = 0; k < c.nfiles; k++) {
+        free(c.files[k].pkg);
+        free(c.files[k].path);
+    }
+    free(c.files);
     return root;
 }

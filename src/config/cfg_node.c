@@ -1,6 +1,7 @@
 // The configuration tree: values, YAML reading (libyaml document API) and writing (libyaml
 // emitter), dotted lookups, close-match suggestions and the canonical form used for hashing.
 #include "config/config.h"
+#include "config/cfg_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -271,6 +272,12 @@ cfg_node *cfg_scalar_from_text(const char *t) {
 
 // ---- YAML in -----------------------------------------------------------------------------
 
+const char *cfg_key_problem(const char *key, size_t len) {
+    if (len == 0) return "empty key";
+    if (memchr(key, 0, len)) return "NUL byte in a key";
+    return NULL;
+}
+
 typedef struct {
     yaml_document_t *doc;
     const char *name;
@@ -338,9 +345,10 @@ static cfg_node *convert(yaml_conv *c, yaml_node_t *y, int depth) {
                 return cfg_free(n), NULL;
             }
             const char *key = (const char *)k->data.scalar.value;
-            if (strlen(key) != k->data.scalar.length || strlen(key) == 0) {
-                cfg_set_error(c->err, 2, "%s:%zu:%zu: empty key or NUL byte in a key", c->name,
-                              k->start_mark.line + 1, k->start_mark.column + 1);
+            const char *bad = cfg_key_problem(key, k->data.scalar.length);
+            if (bad) {
+                cfg_set_error(c->err, 2, "%s:%zu:%zu: %s", c->name, k->start_mark.line + 1,
+                              k->start_mark.column + 1, bad);
                 return cfg_free(n), NULL;
             }
             if (cfg_map_get(n, key)) {
@@ -424,7 +432,8 @@ static bool yaml_prescan(const char *buf, size_t len, const char *name, cfg_erro
     return ok;
 }
 
-cfg_node *cfg_parse_yaml(const char *buf, size_t len, const char *name, cfg_error *err) {
+static cfg_node *parse_yaml(const char *buf, size_t len, const char *name, bool *empty,
+                            cfg_error *err) {
     yaml_parser_t parser;
     yaml_document_t doc;
     if (!yaml_prescan(buf, len, name, err)) return NULL;
@@ -440,6 +449,7 @@ cfg_node *cfg_parse_yaml(const char *buf, size_t len, const char *name, cfg_erro
     }
     cfg_node *out;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (empty) *empty = !root;
     if (!root) {
         out = cfg_new(CFG_MAP); // an empty file is an empty mapping
     } else {
@@ -451,7 +461,11 @@ cfg_node *cfg_parse_yaml(const char *buf, size_t len, const char *name, cfg_erro
     return out;
 }
 
-cfg_node *cfg_load_yaml_file(const char *path, cfg_error *err) {
+cfg_node *cfg_parse_yaml(const char *buf, size_t len, const char *name, cfg_error *err) {
+    return parse_yaml(buf, len, name, NULL, err);
+}
+
+cfg_node *cfg_load_yaml_file_ex(const char *path, bool *empty, cfg_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         cfg_set_error(err, 2, "%s: cannot open: %s", path, strerror(errno));
@@ -471,9 +485,13 @@ cfg_node *cfg_load_yaml_file(const char *path, cfg_error *err) {
         cfg_set_error(err, 1, "%s: read error", path);
         return NULL;
     }
-    cfg_node *n = cfg_parse_yaml(buf, len, path, err);
+    cfg_node *n = parse_yaml(buf, len, path, empty, err);
     free(buf);
     return n;
+}
+
+cfg_node *cfg_load_yaml_file(const char *path, cfg_error *err) {
+    return cfg_load_yaml_file_ex(path, NULL, err);
 }
 
 // ---- YAML out ----------------------------------------------------------------------------

@@ -89,11 +89,67 @@ double cfg_num_or(const cfg_node *root, const char *path, double def);
 int64_t cfg_int_or(const cfg_node *root, const char *path, int64_t def);
 bool cfg_bool_or(const cfg_node *root, const char *path, bool def);
 const char *cfg_str_or(const cfg_node *root, const char *path, const char *def);
+// Strict getters, for keys whose wrong value must stop the run: 0 with *out set, or -1 with
+// a message in err (errlen bytes) that names the key, the value and what the key takes. A
+// missing or null key gives def. cfg_int_in takes ints and floats that are whole numbers
+// (8e6), in [lo, hi]; a fraction, a value outside [lo, hi] and any other type fail.
+// cfg_num_in takes ints and floats in [lo, hi] (NaN never). cfg_bool_strict and
+// cfg_str_strict take only booleans and strings.
+int cfg_int_in(const cfg_node *root, const char *path, int64_t lo, int64_t hi, int64_t def,
+               int64_t *out, char *err, size_t errlen);
+int cfg_num_in(const cfg_node *root, const char *path, double lo, double hi, double def,
+               double *out, char *err, size_t errlen);
+int cfg_bool_strict(const cfg_node *root, const char *path, bool def, bool *out, char *err,
+                    size_t errlen);
+int cfg_str_strict(const cfg_node *root, const char *path, const char *def, const char **out,
+                   char *err, size_t errlen);
 // Every dotted key path of a tree (maps only; list elements are not paths). malloc'd array of
 // malloc'd strings; *n gets the count.
 char **cfg_all_paths(const cfg_node *root, int *n);
 // The closest of `cands` to `word` by edit distance, or NULL when none is close enough.
 const char *cfg_closest(const char *word, char *const *cands, int n);
+
+// The one rule for the keys of a mapping, shared by the YAML reader and the command-line value
+// parser ({a: 1}): NULL when the len bytes at key make a key, else what is wrong with it
+// ("empty key", "NUL byte in a key").
+const char *cfg_key_problem(const char *key, size_t len);
+
+// ---- checks of what a job reads ------------------------------------------------------------
+// A table of the keys a job's code reads, each with its kind and allowed values; a NULL path
+// ends it. type: CFG_INT (a whole number in [ilo, ihi]), CFG_FLOAT (any number in [lo, hi],
+// never NaN), CFG_BOOL or CFG_STR. A key must be present (a file cut short loses keys) unless
+// CFG_CHECK_OPTIONAL; null is refused unless CFG_CHECK_NULL.
+enum {
+    CFG_CHECK_NULL = 1,     // null is allowed (it means "the default")
+    CFG_CHECK_OPTIONAL = 2, // the key may be absent
+    CFG_CHECK_ABOVE = 4,    // CFG_FLOAT: lo itself is excluded (budget > 0)
+};
+typedef struct {
+    const char *path;
+    cfg_type type;
+    unsigned flags;
+    int64_t ilo, ihi;
+    double lo, hi;
+} cfg_check;
+#define CFG_CHECK_INT(path, lo, hi, flags)                                                         \
+    { (path), CFG_INT, (flags), (lo), (hi), 0, 0 }
+#define CFG_CHECK_NUM(path, lo, hi, flags)                                                         \
+    { (path), CFG_FLOAT, (flags), 0, 0, (lo), (hi) }
+#define CFG_CHECK_BOOL(path, flags)                                                                \
+    { (path), CFG_BOOL, (flags), 0, 0, 0, 0 }
+#define CFG_CHECK_STR(path, flags)                                                                 \
+    { (path), CFG_STR, (flags), 0, 0, 0, 0 }
+
+// What `cram pretrain` and `cram eval` read (src/config/cfg_check.c).
+extern const cfg_check cfg_checks_pretrain[];
+extern const cfg_check cfg_checks_eval[];
+// The table of a primary config ("pretrain", "eval"), or NULL.
+const cfg_check *cfg_checks_for(const char *primary);
+// Checks a composed tree against a table: 0, or -1 with a message (err, errlen bytes) that
+// names the first bad key, its value and what it takes. cfg_compose runs this (with file
+// names for missing keys) for the pretrain and eval configs; a job that gets its tree in
+// another way calls it itself.
+int cfg_check_ranges(const cfg_node *root, const cfg_check *table, char *err, size_t errlen);
 
 // ---- canonical form and hash ------------------------------------------------------------
 // A JSON text of the subtree with map keys sorted, so that the order of keys in the files
@@ -117,7 +173,11 @@ int cfg_search_add(cfg_search *s, const char *dir);
 int cfg_search_default(cfg_search *s);
 
 // Compose `primary` ("pretrain" or "eval") with command-line overrides, resolve every
-// interpolation and return the final tree. NULL on error.
+// interpolation and return the final tree. NULL on error. Every value must fit the type of the
+// file that defined its key (an integer key takes whole numbers only: 1e3 becomes 1000, 1.5 is
+// refused); a file with nothing in it, a group chosen twice and an unknown option are errors;
+// for "pretrain" and "eval" the tree must also pass cfg_checks_for(primary), and a missing key
+// is reported with the files that should have set it.
 cfg_node *cfg_compose(const cfg_search *s, const char *primary, int noverrides,
                       char *const *overrides, cfg_error *err);
 // Replace every ${...} by its value (called by cfg_compose; exposed for tests and for
