@@ -252,3 +252,15 @@ bool core_is_file(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
+
+void core_bytes_append(uint8_t **p, size_t *len, size_t *cap, const void *src, size_t n) {
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n)
+            c *= 2;
+        *p = xrealloc(*p, c);
+        *cap = c;
+    }
+    if (n) memcpy(*p + *len, src, n);
+    *len += n;
+}

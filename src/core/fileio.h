@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define CORE_PATH_MAX 4096
@@ -51,5 +52,8 @@ int core_path_join(char *out, size_t outlen, const char *a, const char *b);
 /* true when path names an existing folder / regular file (after following links) */
 bool core_is_dir(const char *path);
 bool core_is_file(const char *path);
+
+/* Append n bytes at *p (holding *len of *cap bytes), growing it by doubling (xrealloc). */
+void core_bytes_append(uint8_t **p, size_t *len, size_t *cap, const void *src, size_t n);
 
 #endif

@@ -207,15 +207,7 @@ typedef struct bytes {
 } bytes;
 
 static void put(bytes *b, const void *src, size_t n) {
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
+    core_bytes_append(&b->p, &b->n, &b->cap, src, n);
 }
 
 static void put_be32(bytes *b, uint32_t v) {

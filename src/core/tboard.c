@@ -61,15 +61,7 @@ uint32_t tboard_mask_crc(uint32_t crc) {
 /* ---- protobuf wire format: only what Event, Summary and Value need ---- */
 
 static void put(bytes *b, const void *src, size_t n) {
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, src, n);
-    b->n += n;
+    core_bytes_append(&b->p, &b->n, &b->cap, src, n);
 }
 
 static void put_byte(bytes *b, uint8_t v) {
