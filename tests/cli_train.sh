@@ -35,6 +35,13 @@ has bf16 "Validation MLM loss"
 run badkey 2 pretrain "${ARGS[@]}" train.optim.lrr=1
 has badkey "lrr"
 
+# ---- the reference's first commands, offline: its hub corpus is replaced by a generated stand-in
+run refdry 0 pretrain dryrun=True
+has refdry "using the generated stand-in"
+has refdry "Shutdown complete"
+run refcheck 0 pretrain name=test arch=hf-bert-base train=bert-base data=sanity-check-2 dryrun=True impl.microbatch_size=2
+has refcheck "Finished running job test"
+
 # ---- dryrun
 DRY=("${ARGS[@]}" name=dry dryrun=True impl.print_loss_every_nth_step=1)
 run dry 0 pretrain "${DRY[@]}"
