@@ -753,7 +753,6 @@ static int run_setup(run *r, cfg_node *cfg, const train_opts *opts, train_result
         return locked;
     }
     r->config_hash = config_hash(cfg);
-    ts_set_config_hash(r->config_hash);
     if (opts && opts->ops) {
         r->o = opts->ops;
     } else {
@@ -885,6 +884,7 @@ static int run_build(run *r, cfg_node *cfg, train_result *res) {
     train_progress *P = &r->P;
     memset(P, 0, sizeof *P);
     P->seed = r->seed;
+    P->config_hash = r->config_hash;
     P->mbs_eff = J->mbs * r->d->world;
     P->world = r->d->world;
     P->cur_bs = ramp_initial_batch(&J->rmp);
@@ -1275,7 +1275,6 @@ static int run_finish(run *r, train_stop stop, train_result *res) {
 
 static void run_free(run *r) {
     signals_restore(r);
-    ts_set_config_hash(0);
     if (r->lock_fd >= 0) close(r->lock_fd); /* releases the lock */
     r->lock_fd = -1;
     if (r->have_model) bert_free(&r->m);

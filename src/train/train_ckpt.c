@@ -312,6 +312,7 @@ int ckpt_save_state(const char *path, const bert_model *m, const train_progress 
     h.elapsed_s = p->elapsed_s;
     h.seed = p->seed;
     h.model_hash = ckpt_model_hash(m);
+    h.config_hash = p->config_hash;
     h.n = n;
     h.npos = W_COUNT;
     h.pos[W_VERSION] = PROGRESS_VERSION;

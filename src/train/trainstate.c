@@ -21,12 +21,6 @@ static const char ts_magic[8] = {'C', 'R', 'A', 'M', 'S', 'T', 'A', 'T'};
 #define TS_FIXED_V1 72
 #define TS_FIXED 80 /* version 2 */
 
-static uint64_t g_config_hash;
-
-void ts_set_config_hash(uint64_t hash) {
-    g_config_hash = hash;
-}
-
 static void put_u32(unsigned char *p, uint32_t v) {
     for (int i = 0; i < 4; i++)
         p[i] = (unsigned char)(v >> (8 * i));
@@ -67,7 +61,7 @@ static size_t encode_header(unsigned char *buf, const ts_header *h) {
     put_u64(buf + 56, h->n);
     put_u32(buf + 64, h->npos);
     put_u32(buf + 68, h->rng_bytes);
-    put_u64(buf + 72, h->config_hash ? h->config_hash : g_config_hash);
+    put_u64(buf + 72, h->config_hash);
     size_t off = TS_FIXED;
     for (uint32_t i = 0; i < h->npos; i++, off += 8)
         put_u64(buf + off, h->pos[i]);

@@ -38,15 +38,9 @@ typedef struct ts_header {
     uint64_t n; /* floats in each of params, m, v */
 } ts_header;
 
-/* Write h and the three n-float buffers (h->n) atomically, as version TS_VERSION. When
- * h->config_hash is 0, the fingerprint last given to ts_set_config_hash is stored instead. */
+/* Write h and the three n-float buffers (h->n) atomically, as version TS_VERSION. */
 ts_status ts_write(const char *path, const ts_header *h, const float *params, const float *m,
                    const float *v, char *err, size_t errlen);
-
-/* The configuration fingerprint that ts_write stores for writers whose header leaves
- * config_hash at 0 (the pretraining job sets it once per run, before its first state write;
- * 0 stops it). Process-wide. */
-void ts_set_config_hash(uint64_t hash);
 
 /* Read and validate path (version 1 or 2). h receives the header. When params is not NULL, the file
  * must hold exactly n floats per buffer and, when expect_model_hash is not 0, that model hash
