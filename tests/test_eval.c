@@ -382,7 +382,7 @@ static void minilm_on(const ops *o) {
 
 static void test_hf_minilm(void **state) {
     (void)state;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         char why[256];
         const ops *o = backend_row(k, why, sizeof why);
         if (o)

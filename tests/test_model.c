@@ -104,7 +104,7 @@ static row_tol tol_for(const ops *o) {
 }
 
 #define FOR_EACH_ROW(o)                                                                            \
-    for (int row_ = 0; row_ < 3; row_++)                                                           \
+    for (int row_ = 0; row_ < 4; row_++)                                                           \
         for (const ops *o = row_open(row_); o; o = NULL)
 
 static const ops *row_open(int k) {

@@ -378,7 +378,7 @@ void bert_backward(bert_model *m, float loss_scale) {
                       0);
         /* m->emb now holds d(embedding); sanity-check keeps the pad row's gradient at zero */
         o->embed_bwd(o, G(m, m->wte), NULL, NULL, NULL, m->emb, m->d_ids, NULL, NULL, NULL,
-                     c->pad_id, B, S, H);
+                     c->pad_id, B, S, H, c->V, 0);
         return;
     }
     if (c->num_labels > 0)
@@ -428,7 +428,8 @@ void bert_backward(bert_model *m, float loss_scale) {
     const float *wpe = c->pos == BERT_POS_LEARNED ? W(m, m->wpe) : m->pe;
     o->embed_bwd(o, G(m, m->wte), c->pos == BERT_POS_LEARNED ? G(m, m->wpe) : NULL,
                  G(m, m->pos_scale), G(m, m->tte), demb, m->d_ids, m->d_types,
-                 c->pos == BERT_POS_NONE ? NULL : wpe, W(m, m->pos_scale), c->pad_id, B, S, H);
+                 c->pos == BERT_POS_NONE ? NULL : wpe, W(m, m->pos_scale), c->pad_id, B, S, H, c->V,
+                 c->type_vocab);
 }
 
 void bert_eval_add(bert_model *m) {

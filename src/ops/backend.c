@@ -25,12 +25,7 @@ static const char *cuda_unusable(char *buf, size_t len) {
     }
     if (gi.count == 0)
         return "no CUDA GPU is visible (no driver, or CUDA_VISIBLE_DEVICES hides them)";
-    snprintf(
-        buf, len,
-        "a GPU is present (%.100s) but this version has no CUDA kernels for the model yet; the "
-        "CPU backends run the model",
-        gi.name);
-    return buf;
+    return NULL;
 }
 
 int backend_choose(backend_choice *c, const cfg_node *cfg, char *err, size_t errlen) {
@@ -67,13 +62,36 @@ int backend_choose(backend_choice *c, const cfg_node *cfg, char *err, size_t err
     return 0;
 }
 
+/* The CUDA tables are opened once per (device, precision) and kept: a process that asks twice
+ * (tests, the pretrain-then-eval job) shares one stream and one set of cuBLASLt plans. */
+static const ops *cuda_rows[2][16];
+
 const ops *backend_open(const backend_choice *c, int gpu, char *err, size_t errlen) {
-    (void)gpu;
     if (c->device == BACKEND_CUDA) {
         char buf[256];
         const char *why = cuda_unusable(buf, sizeof buf);
-        core_errorf(err, errlen, "cannot open the CUDA backend: %s", why ? why : "unknown");
-        return NULL;
+        if (why) {
+            core_errorf(err, errlen, "cannot open the CUDA backend: %s", why);
+            return NULL;
+        }
+        if (gpu < 0 || gpu >= 16) {
+            core_errorf(err, errlen, "cannot open the CUDA backend on GPU %d", gpu);
+            return NULL;
+        }
+        const ops **slot = &cuda_rows[c->bf16][gpu];
+        if (!*slot) {
+            *slot = ops_cuda_open(gpu, c->bf16, buf, sizeof buf);
+            if (!*slot) {
+                core_errorf(err, errlen, "cannot open the CUDA backend: %s", buf);
+                return NULL;
+            }
+        }
+        /* a copy per opening, as for the CPU rows, so that the description carries the reason */
+        ops *o = xmalloc(sizeof *o);
+        *o = **slot;
+        size_t l = strlen(o->desc);
+        snprintf(o->desc + l, sizeof o->desc - l, " [%.250s]", c->why);
+        return o;
     }
     int ftz_threads = ops_cpu_set_threads(c->threads, c->ftz);
     /* an opened table is a copy of the row with its own context and description */
@@ -104,10 +122,22 @@ const ops *backend_row(int k, char *skip_reason, size_t len) {
     if (skip_reason && len) skip_reason[0] = '\0';
     if (k == 0) return ops_cpu();
     if (k == 1) return ops_cpu_bf16();
-    if (k == 2 && skip_reason && len) {
-        char buf[256];
+    if (k == 2 || k == 3) {
+        backend_choice c = {.device = BACKEND_CUDA, .bf16 = k == 3};
+        char buf[256], err[320];
         const char *why = cuda_unusable(buf, sizeof buf);
-        snprintf(skip_reason, len, "cuda row skipped: %s", why ? why : "not available");
+        if (!why) {
+            const ops *o = backend_open(&c, 0, err, sizeof err);
+            if (o) {
+                /* the row lives for the process: keep the shared table, drop the copy */
+                const ops *row = cuda_rows[c.bf16][0];
+                backend_close(o);
+                return row;
+            }
+            why = err;
+        }
+        if (skip_reason && len)
+            snprintf(skip_reason, len, "cuda %s row skipped: %s", k == 3 ? "bf16" : "fp32", why);
     }
     return NULL;
 }

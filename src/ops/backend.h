@@ -47,8 +47,9 @@ void backend_close(const ops *o);
 const ops *backend_from_cfg(const cfg_node *cfg, char *err, size_t errlen);
 
 /* Every backend table this build can open on this machine, for tests that run one suite over
- * each: index 0 is "cpu", then "cpu-bf16", then "cuda" when a GPU is usable. NULL past the end.
- * skip_reason (optional) receives why a compiled-in row is missing. */
+ * each: 0 "cpu", 1 "cpu-bf16", 2 "cuda" fp32 and 3 "cuda" bf16 on GPU 0 when a GPU is usable
+ * (opened once, kept for the process). NULL past the end; skip_reason (optional) receives why a
+ * row is missing, and stays empty past the last row. */
 const ops *backend_row(int k, char *skip_reason, size_t len);
 
 #endif

@@ -112,11 +112,13 @@ struct ops {
                       const float *wte, const float *wpe, const float *pos_scale, const float *tte,
                       int B, int S, int H);
     /* dwte[ids] += dout except rows whose id == pad_id (pad_id < 0: none); dwpe[s] += dout when
-     * pos_scale is NULL, else dpos_scale += <dout, wpe>; dtte[type] += dout.
+     * pos_scale is NULL, else dpos_scale += <dout, wpe>; dtte[type] += dout. V and NT are the
+     * row counts of wte and tte (every id < V, every type < NT): a device backend sizes its
+     * per-row bookkeeping by them. Repeated ids add up in row order on every backend.
      * A: dout, wpe, pos_scale */
     void (*embed_bwd)(const ops *o, float *dwte, float *dwpe, float *dpos_scale, float *dtte,
                       const float *dout, const int32_t *ids, const int32_t *types, const float *wpe,
-                      const float *pos_scale, int pad_id, int B, int S, int H);
+                      const float *pos_scale, int pad_id, int B, int S, int H, int V, int NT);
 
     /* ---- layernorm: out = (x - mean) * rstd * w + b; mean/rstd [N] (F) saved for backward.
      * Statistics in fp32. A: out, inp, w, b; res_out, res, branch; dinp, dout ---- */

@@ -4,7 +4,7 @@
 #include "ops/ops.h"
 
 #include "core/core.h"
-#include "ops/cpu/ops_cpu_math.h"
+#include "ops/ops_math.h"
 
 #include <math.h>
 #include <omp.h>
@@ -127,9 +127,9 @@ static void cpu_embed_fwd(const ops *self, float *out, const int32_t *ids, const
 
 static void cpu_embed_bwd(const ops *self, float *dwte, float *dwpe, float *dpos_scale, float *dtte,
                           const float *dout, const int32_t *ids, const int32_t *types,
-                          const float *wpe, const float *pos_scale, int pad_id, int B, int S,
-                          int H) {
-    (void)self;
+                          const float *wpe, const float *pos_scale, int pad_id, int B, int S, int H,
+                          int V, int NT) {
+    (void)self, (void)V, (void)NT;
     int N = B * S;
     /* rows may repeat: split the columns between threads instead of the rows */
     int nt = omp_get_max_threads();

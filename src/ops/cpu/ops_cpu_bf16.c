@@ -165,15 +165,16 @@ static void bf_embed_fwd(const ops *self, float *out, const int32_t *ids, const 
 
 static void bf_embed_bwd(const ops *self, float *dwte, float *dwpe, float *dpos_scale, float *dtte,
                          const float *dout, const int32_t *ids, const int32_t *types,
-                         const float *wpe, const float *pos_scale, int pad_id, int B, int S,
-                         int H) {
+                         const float *wpe, const float *pos_scale, int pad_id, int B, int S, int H,
+                         int V, int NT) {
     (void)self;
     const float *fd = in_a(0, dout, (size_t)B * S * H);
     /* the fp32 row reads wpe (positions 0..S-1) only for dpos_scale, and pos_scale only as a
      * flag */
     const float *fp = wpe && pos_scale && dpos_scale ? in_a(1, wpe, (size_t)S * H) : NULL;
     const float *fs = in_a(2, pos_scale, 1);
-    F32->embed_bwd(F32, dwte, dwpe, dpos_scale, dtte, fd, ids, types, fp, fs, pad_id, B, S, H);
+    F32->embed_bwd(F32, dwte, dwpe, dpos_scale, dtte, fd, ids, types, fp, fs, pad_id, B, S, H, V,
+                   NT);
 }
 
 /* ---- layernorm ----------------------------------------------------------------------------- */

@@ -50,6 +50,10 @@ extern "C" bool gpu_compiled(void) {
 }
 
 extern "C" int gpu_query(gpu_info *info, char *err, size_t errlen) {
+    return gpu_device_query(0, info, err, errlen);
+}
+
+extern "C" int gpu_device_query(int dev, gpu_info *info, char *err, size_t errlen) {
     memset(info, 0, sizeof *info);
     cudaRuntimeGetVersion(&info->runtime_version);
     cudaDriverGetVersion(&info->driver_version);
@@ -64,9 +68,13 @@ extern "C" int gpu_query(gpu_info *info, char *err, size_t errlen) {
         return -1;
     }
     info->count = count;
+    if (dev < 0 || (count > 0 && dev >= count)) {
+        snprintf(err, errlen, "GPU %d does not exist (%d visible)", dev, count);
+        return -1;
+    }
     if (count > 0) {
         cudaDeviceProp p;
-        e = cudaGetDeviceProperties(&p, 0);
+        e = cudaGetDeviceProperties(&p, dev);
         if (e != cudaSuccess) {
             snprintf(err, errlen, "cudaGetDeviceProperties failed: %s", cudaGetErrorString(e));
             return -1;
@@ -75,8 +83,22 @@ extern "C" int gpu_query(gpu_info *info, char *err, size_t errlen) {
         info->cc_major = p.major;
         info->cc_minor = p.minor;
         info->total_mem = p.totalGlobalMem;
+        info->sm_count = p.multiProcessorCount;
     }
     return 0;
+}
+
+extern "C" int gpu_mem_info(int dev, size_t *free_bytes, size_t *total_bytes, char *err,
+                            size_t errlen) {
+    int prev = 0;
+    *free_bytes = *total_bytes = 0;
+    CUDA_TRY(cudaGetDevice(&prev));
+    CUDA_TRY(cudaSetDevice(dev));
+    CUDA_TRY(cudaMemGetInfo(free_bytes, total_bytes));
+    CUDA_TRY(cudaSetDevice(prev));
+    return 0;
+fail:
+    return -1;
 }
 
 extern "C" int gpu_axpy(float *y, const float *x, float a, size_t n, char *err, size_t errlen) {

@@ -1,23 +1,27 @@
-/* Branch-free exp and GELU for the CPU backend's loops, so that the compiler vectorizes them
- * (glibc's expf/erff are scalar calls). Private to src/ops. Accuracy: exp within 2 ulp on
+/* Branch-free exp and GELU for the backends' loops: the CPU backend's compiler vectorizes them
+ * (glibc's expf/erff are scalar calls), and the CUDA kernels call the same functions (OPS_FN is
+ * __host__ __device__ under nvcc), so both backends evaluate one formula. Private to src/ops.
+ * Accuracy: exp within 2 ulp on
  * [-87, 88] (inputs below flush to exp(-87.3) ~ 1e-38, harmless in softmax sums); the normal
  * CDF through Numerical Recipes' erfc (relative error below 1.2e-7 in exact arithmetic), which
  * keeps full relative accuracy in the negative tail where 1 + erf(x) cancels. */
-#ifndef CRAM_OPS_CPU_MATH_H
-#define CRAM_OPS_CPU_MATH_H
+#ifndef CRAM_OPS_MATH_H
+#define CRAM_OPS_MATH_H
 
 #include <stdint.h>
 #include <string.h>
 
+#include "ops/bf16.h" /* OPS_FN, ops_f32_from_bits */
+
 /* The hot loops get AVX-512 and AVX2 clones picked at load time; the build stays generic. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
-    !defined(__SANITIZE_ADDRESS__)
+    !defined(__SANITIZE_ADDRESS__) && !defined(__CUDACC__)
 #define OPS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define OPS_CLONES
 #endif
 
-static inline float ops_expf(float x_in) {
+OPS_FN float ops_expf(float x_in) {
     /* NaN must not reach the float-to-int conversion below (undefined behaviour): it is
      * computed as 0 and put back at the end; both selects stay branch-free. */
     float x = x_in == x_in ? x_in : 0.0f;
@@ -33,14 +37,12 @@ static inline float ops_expf(float x_in) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
+    float scale = ops_f32_from_bits((uint32_t)(((int32_t)n + 127) << 23));
     return x_in == x_in ? p * scale : x_in;
 }
 
 /* erfc(z) for z >= 0 */
-static inline float ops_erfcf_pos(float z) {
+OPS_FN float ops_erfcf_pos(float z) {
     float t = 1.0f / (1.0f + 0.5f * z);
     float p = 0.17087277f;
     p = p * t - 0.82215223f;
@@ -56,16 +58,16 @@ static inline float ops_erfcf_pos(float z) {
 }
 
 /* Phi(x) = 0.5 * (1 + erf(x / sqrt 2)), the factor of the exact GELU */
-static inline float ops_normal_cdf(float x) {
+OPS_FN float ops_normal_cdf(float x) {
     float e = 0.5f * ops_erfcf_pos((x < 0.0f ? -x : x) * 0.70710678118654752440f);
     return x < 0.0f ? e : 1.0f - e;
 }
 
-static inline float ops_gelu(float x) {
+OPS_FN float ops_gelu(float x) {
     return x * ops_normal_cdf(x);
 }
 
-static inline float ops_gelu_grad(float x) {
+OPS_FN float ops_gelu_grad(float x) {
     return ops_normal_cdf(x) + x * 0.39894228040143267794f * ops_expf(-0.5f * x * x);
 }
 
