@@ -44,6 +44,7 @@ typedef struct cuda_ctx {
     int dev;
     bool bf16;
     int sm_count;
+    int smem_optin; // the most dynamic shared memory one block may ask for
     cudaStream_t stream;
     cublasLtHandle_t lt;
     void *lt_ws;      // cuBLASLt workspace

@@ -225,6 +225,7 @@ extern "C" const ops *ops_cuda_open(int dev, bool bf16, char *err, size_t errlen
     c->dev = dev;
     c->bf16 = bf16;
     c->sm_count = p.multiProcessorCount;
+    c->smem_optin = (int)p.sharedMemPerBlockOptin;
     CK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     LT(cublasLtCreate(&c->lt));
     c->lt_ws = dev_alloc(dev, CUDA_LT_WS_BYTES, "the cuBLASLt workspace");

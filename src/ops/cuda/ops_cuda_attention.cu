@@ -182,11 +182,10 @@ __global__ static void k_attn_bwd_kv(void *dqkv_v, const float *dots, const void
 
 static size_t smem_bytes(const ops *o, int S, int HD, int rows_of_s) {
     size_t b = (size_t)AW * (HD + (size_t)rows_of_s * S) * sizeof(float);
-    if (b > 200 * 1024)
+    if (b > (size_t)ctx_of(o)->smem_optin)
         CUDA_DIE("attention with S=%d and head width %d needs %zu bytes of shared memory per "
-                 "block, more than this kernel supports",
-                 S, HD, b);
-    (void)o;
+                 "block; this GPU allows %d",
+                 S, HD, b, ctx_of(o)->smem_optin);
     return b;
 }
 
