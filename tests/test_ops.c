@@ -866,6 +866,7 @@ static void check(const char *what, const float *got, const float *want, size_t 
     t = adjust(t);
     if (rowlen == 0) rowlen = n ? n : 1;
     int bad = 0;
+    double max_err = 0.0, max_rel = 0.0; /* the largest error, and relative to the row's max */
     for (size_t r0 = 0; r0 < n; r0 += rowlen) {
         size_t r1 = r0 + rowlen < n ? r0 + rowlen : n;
         double s = 0.0;
@@ -873,6 +874,8 @@ static void check(const char *what, const float *got, const float *want, size_t 
             s = fmax(s, fabs((double)want[i]));
         for (size_t i = r0; i < r1; i++) {
             double err = fabs((double)got[i] - want[i]), lim = t.re * fabs(want[i]) + t.rr * s;
+            max_err = fmax(max_err, err);
+            if (s > 0.0) max_rel = fmax(max_rel, err / s);
             if (err <= lim || (t.re == 0.0 && t.rr == 0.0 && bits_of(got[i]) == bits_of(want[i])))
                 continue;
             if (bad++ < 4)
@@ -883,6 +886,11 @@ static void check(const char *what, const float *got, const float *want, size_t 
         }
     }
     if (bad) print_error("%s: %d of %zu elements outside the tolerance\n", what, bad, n);
+    /* a GPU row's measured error against its CPU row, op by op, for the record */
+    if (cmp_mode != CMP_BF16_VS_FP32)
+        print_message("# %s/%s vs %s/%s  %-48s max |err| %.3g  max |err|/row max %.3g%s\n",
+                      RW[1]->name, RW[1]->precision, RW[0]->name, RW[0]->precision, what, max_err,
+                      max_rel, bad ? "  FAIL" : "");
     mismatches += bad;
 }
 
