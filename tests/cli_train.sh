@@ -2,8 +2,9 @@
 # Command-line behaviour of `cram pretrain`: help, configuration errors, a dryrun's outputs
 # (config.yaml equal to what `cram config pretrain` prints, no model files, no table row),
 # SIGINT: the state is saved, the process exits cleanly, and a resumed run continues from it;
-# settings that would train on nothing, a signal whose state cannot be written, and the lock
-# that keeps a second run of a running name out.
+# settings that would train on nothing, the device-memory refusal (through its test hook), a
+# signal whose state cannot be written, and the lock that keeps a second run of a running name
+# out.
 # A tiny crammed-bert on the 1 MB fixture corpus, in a temp folder.
 # Usage: tests/cli_train.sh path/to/cram   (run from the repository root)
 set -u
@@ -116,6 +117,16 @@ has mlm0 "train.objective.mlm_probability=0 masks no token"
 run valneg 2 pretrain "${ARGS[@]}" name=valneg data.validation_seqs=-1 train.steps=3
 has valneg "data.validation_seqs=-1: the number of held-out rows must be >= 0"
 [ ! -e "$tmp/outputs/mlm0" ] && [ ! -e "$tmp/outputs/valneg" ] || fail "refused runs left folders"
+
+# ---- the device-memory check before anything is allocated, reached on the CPU through its test
+# hook (a free figure of the 512 MiB reserve + 8 MiB): the bytes needed and free, and the largest
+# microbatch that fits; a figure that fits trains as usual and logs the plan
+CRAM_TEST_DEVICE_FREE_BYTES=$(((512 + 8) << 20)) run mem 2 pretrain "${ARGS[@]}" name=mem train.steps=3
+has mem "not enough memory on the test device of CRAM_TEST_DEVICE_FREE_BYTES for impl.microbatch_size=8 at sequence length 128: the run needs"
+has mem "(545259520 bytes) are free"
+has mem "The largest microbatch that fits is 2: set impl.microbatch_size=2"
+CRAM_TEST_DEVICE_FREE_BYTES=$((1 << 40)) run memok 0 pretrain "${ARGS[@]}" name=memok train.steps=2
+has memok "Device memory: impl.microbatch_size=8 at sequence length 128 needs"
 
 # ---- SIGTERM (the test hook raises it after µstep 2) while the state cannot be written: a
 # folder stands where the file should go. Exit 1 with the reason, not 0.

@@ -14,7 +14,9 @@
 #include "config/config.h"
 #include "core/core.h"
 #include "ops/backend.h"
+#include "model/model.h"
 #include "train/train.h"
+#include "train/train_report.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -531,6 +533,275 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* ---- what a run reports about its device (train_report.h): pure functions, checked here on
+ * the CPU ---- */
+
+static void test_gpu_peak_table(void **state) {
+    (void)state;
+    struct {
+        const char *name;
+        int cc_major, cc_minor;
+        double bf16, fp32;
+    } cases[] = {
+        {"NVIDIA H100 80GB HBM3", 9, 0, 989, 67},
+        {"NVIDIA H200", 9, 0, 989, 67},
+        {"NVIDIA H100 PCIe", 9, 0, 756, 51},
+        {"NVIDIA H100 NVL", 9, 0, 835, 60},
+        {"NVIDIA GH200 480GB", 9, 0, 989, 67},
+        {"NVIDIA A100-SXM4-80GB", 8, 0, 312, 19.5},
+        {"NVIDIA A100 80GB PCIe", 8, 0, 312, 19.5},
+        {"NVIDIA A10", 8, 6, 125, 31.2},
+        {"NVIDIA A10G", 8, 6, 0, 0}, /* a whole-word match: not the A10 */
+        {"NVIDIA RTX A6000", 8, 6, 154.8, 38.7},
+        {"NVIDIA L40S", 8, 9, 362, 91.6},
+        {"NVIDIA L40", 8, 9, 0, 0},
+        {"NVIDIA L4", 8, 9, 121, 30.3},
+        {"NVIDIA GeForce RTX 4090", 8, 9, 165.2, 82.6},
+        {"NVIDIA GeForce RTX 4090 D", 8, 9, 0, 0},
+        {"nvidia h100 80gb hbm3", 0, 0, 989, 67}, /* any case; cc 0: not checked */
+        {"NVIDIA H100 80GB HBM3", 8, 0, 0, 0},    /* a name that lies about its generation */
+        {"Tesla T4", 7, 5, 0, 0},
+        {"", 9, 0, 0, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        double b = train_gpu_peak_tflops(cases[k].name, cases[k].cc_major, cases[k].cc_minor, true);
+        double f =
+            train_gpu_peak_tflops(cases[k].name, cases[k].cc_major, cases[k].cc_minor, false);
+        if (b != cases[k].bf16 || f != cases[k].fp32)
+            fail_msg("%s: bf16 %g, fp32 %g; expected %g, %g", cases[k].name, b, f, cases[k].bf16,
+                     cases[k].fp32);
+    }
+    assert_true(train_gpu_peak_tflops(NULL, 9, 0, true) == 0);
+}
+
+static void test_peak_resolution(void **state) {
+    (void)state;
+    char how[512];
+    /* CRAM_PEAK_TFLOPS first, then CRAM_PEAK_GFLOPS, on any device */
+    assert_true(train_peak_gflops_known("2.5", "100", "NVIDIA H200", 9, 0, true, how, sizeof how) ==
+                2500);
+    assert_non_null(strstr(how, "CRAM_PEAK_TFLOPS"));
+    assert_true(train_peak_gflops_known(NULL, "100", NULL, 0, 0, false, how, sizeof how) == 100);
+    assert_non_null(strstr(how, "CRAM_PEAK_GFLOPS"));
+    assert_true(train_peak_gflops_known("abc", "50", NULL, 0, 0, false, how, sizeof how) == 50);
+    /* a known card: its dense peak in the run's precision */
+    assert_true(train_peak_gflops_known(NULL, NULL, "NVIDIA H200", 9, 0, true, how, sizeof how) ==
+                989000);
+    assert_non_null(strstr(how, "dense bf16 peak of the NVIDIA H200"));
+    assert_true(train_peak_gflops_known("", "", "NVIDIA A100-SXM4-40GB", 8, 0, false, how,
+                                        sizeof how) == 19500);
+    assert_non_null(strstr(how, "fp32"));
+    /* an unknown card: no MFU, and the message says how to get one */
+    assert_true(train_peak_gflops_known(NULL, NULL, "NVIDIA B200", 10, 0, true, how, sizeof how) ==
+                0);
+    assert_non_null(strstr(how, "MFU is not computed"));
+    assert_non_null(strstr(how, "NVIDIA B200 (compute capability 10.0)"));
+    assert_non_null(strstr(how, "set CRAM_PEAK_TFLOPS"));
+    /* the CPU without an override measures; a bad value is named */
+    assert_true(train_peak_gflops_known(NULL, NULL, NULL, 0, 0, false, how, sizeof how) == -1);
+    assert_string_equal(how, "");
+    assert_true(train_peak_gflops_known("-3", NULL, NULL, 0, 0, false, how, sizeof how) == -1);
+    assert_non_null(strstr(how, "CRAM_PEAK_TFLOPS=-3 ignored"));
+    assert_true(train_peak_gflops_known(NULL, "1e999", NULL, 0, 0, false, how, sizeof how) == -1);
+    assert_non_null(strstr(how, "CRAM_PEAK_GFLOPS=1e999 ignored"));
+
+    char buf[64];
+    train_format_flops(buf, sizeof buf, 989000);
+    assert_string_equal(buf, "989 TFLOP/s");
+    train_format_flops(buf, sizeof buf, 154800);
+    assert_string_equal(buf, "154.8 TFLOP/s");
+    train_format_flops(buf, sizeof buf, 92.3);
+    assert_string_equal(buf, "92 GFLOP/s");
+    train_format_bytes(buf, sizeof buf, (size_t)5 << 29);
+    assert_string_equal(buf, "2.50 GiB");
+    train_format_bytes(buf, sizeof buf, (size_t)3 << 20);
+    assert_string_equal(buf, "3.0 MiB");
+    train_format_bytes(buf, sizeof buf, 16);
+    assert_string_equal(buf, "16 bytes");
+}
+
+/* A bert_config from the real configs with overrides (NULL-terminated). */
+static void config_of(bert_config *c, int V, ...) {
+    char *args[32];
+    int n = 0;
+    va_list ap;
+    va_start(ap, V);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL)
+        args[n++] = (char *)a;
+    va_end(ap);
+    cfg_error ce = {0};
+    cfg_node *cfg = cfg_from_args("pretrain", n, args, &ce);
+    if (!cfg) fail_msg("config: %s", ce.msg);
+    char err[512];
+    if (bert_config_from_cfg(c, cfg, V, err, sizeof err)) fail_msg("%s", err);
+    cfg_free(cfg);
+}
+
+#define TINY_CRAMMED                                                                               \
+    "arch=crammed-bert", "arch.num_transformer_layers=2", "arch.hidden_size=64",                   \
+        "arch.intermed_size=256", "arch.attention.num_attention_heads=4"
+
+/* The plan is what bert_init and bert_acts_ensure allocate: the arena byte for byte, the flat
+ * buffer and the working copy by their element counts. */
+static void test_memory_plan_matches_allocation(void **state) {
+    (void)state;
+    bert_config cs[4];
+    config_of(&cs[0], 500, TINY_CRAMMED, NULL);
+    config_of(&cs[1], 500, "arch=crammed-bert", "arch.num_transformer_layers=1",
+              "arch.hidden_size=32", "arch.intermed_size=64",
+              "arch.attention.num_attention_heads=2", "arch.embedding.pos_embedding=sinusoidal",
+              NULL);
+    config_of(&cs[2], 300, "arch=hf-bert-tiny", "arch.hidden_size=16", "arch.num_hidden_layers=2",
+              "arch.intermediate_size=24", "arch.num_attention_heads=2", NULL);
+    cs[3] = cs[0];
+    cs[3].num_labels = 3; /* the classifier of fine-tuning */
+    for (int row = 0; row < 2; row++) {
+        const ops *o = row ? ops_cpu_bf16() : ops_cpu();
+        for (int k = 0; k < 4; k++) {
+            bert_mem_plan p;
+            bert_plan_memory(&p, &cs[k], o, 4, 32);
+            bert_model m;
+            bert_init(&m, &cs[k], o);
+            bert_acts_ensure(&m, 4, 32);
+            assert_int_equal(p.numel, m.numel);
+            assert_int_equal(p.acts, m.arena_cap);
+            assert_int_equal(p.state, 16 * m.numel);
+            assert_int_equal(p.working, row ? 2 * m.numel : 0);
+            assert_int_equal(p.total, p.state + p.working + p.tables + p.acts);
+            size_t pe = m.pe ? (size_t)m.cfg.max_pos * m.cfg.H * o->act_bytes : 0;
+            assert_int_equal(p.tables, 2 * sizeof(double) + pe);
+            if (k == 1) assert_non_null(m.pe);
+            bert_free(&m);
+        }
+    }
+}
+
+/* The search finds the largest microbatch that fits, given any free figure. */
+static void test_memory_search(void **state) {
+    (void)state;
+    bert_config c;
+    config_of(&c, 2000, TINY_CRAMMED, NULL);
+    const ops *o = ops_cpu_bf16();
+    bert_mem_plan p1, p5, p6;
+    bert_plan_memory(&p1, &c, o, 1, 128);
+    bert_plan_memory(&p5, &c, o, 5, 128);
+    bert_plan_memory(&p6, &c, o, 6, 128);
+    assert_true(p1.total < p5.total && p5.total < p6.total);
+    assert_int_equal(bert_plan_max_batch(&c, o, 128, p5.total, 64), 5);
+    assert_int_equal(bert_plan_max_batch(&c, o, 128, p6.total - 1, 64), 5);
+    assert_int_equal(bert_plan_max_batch(&c, o, 128, p5.total - 1, 64), 4);
+    assert_int_equal(bert_plan_max_batch(&c, o, 128, p5.total, 3), 3); /* the bound holds */
+    assert_int_equal(bert_plan_max_batch(&c, o, 128, p1.total - 1, 64), 0);
+    assert_int_equal(bert_plan_max_batch(&c, o, 128, (size_t)1 << 50, 100000), 100000);
+}
+
+/* The verdict and its message, for free figures that fit, need a smaller microbatch, need one
+ * that divides the batch, and fit nothing. */
+static void test_memory_check_message(void **state) {
+    (void)state;
+    bert_config c;
+    config_of(&c, 2000, TINY_CRAMMED, NULL);
+    const ops *o = ops_cpu_bf16();
+    const size_t R = TRAIN_DEVICE_RESERVE_BYTES;
+    bert_mem_plan p1, p3, p8;
+    bert_plan_memory(&p1, &c, o, 1, 128);
+    bert_plan_memory(&p3, &c, o, 3, 128);
+    bert_plan_memory(&p8, &c, o, 8, 128);
+    char msg[2048], num[64];
+    const char *mk = "impl.microbatch_size", *bk = "train.batch_size", *gpu = "GPU 0 (X)";
+    /* fits: a summary line */
+    assert_true(train_mem_fits(msg, sizeof msg, &c, o, 8, 128, 8192, 1, R + p8.total, gpu, mk, bk));
+    assert_non_null(strstr(msg, "Device memory: impl.microbatch_size=8 at sequence length 128"));
+    assert_non_null(strstr(msg, "bf16 working weights"));
+    /* 3 fits, 2 is the largest divisor of the batch: bytes needed, bytes free, both sizes */
+    size_t fr = R + p3.total;
+    assert_false(train_mem_fits(msg, sizeof msg, &c, o, 8, 128, 8192, 1, fr, gpu, mk, bk));
+    assert_non_null(strstr(msg, "not enough memory on GPU 0 (X) for impl.microbatch_size=8"));
+    snprintf(num, sizeof num, "(%zu bytes), ", p8.total + R);
+    assert_non_null(strstr(msg, num));
+    snprintf(num, sizeof num, "(%zu bytes) are free", fr);
+    assert_non_null(strstr(msg, num));
+    assert_non_null(strstr(msg, "The largest microbatch that fits is 3; the largest that fits and "
+                                "divides train.batch_size=8192 is 2: set impl.microbatch_size=2"));
+    /* without a batch to divide, the largest that fits */
+    assert_false(train_mem_fits(msg, sizeof msg, &c, o, 8, 128, 0, 1, fr, gpu, mk, bk));
+    assert_non_null(
+        strstr(msg, "The largest microbatch that fits is 3: set impl.microbatch_size=3"));
+    /* over ranks, the microbatch times the world must divide the batch */
+    assert_false(train_mem_fits(msg, sizeof msg, &c, o, 8, 128, 8, 2, fr, gpu, mk, bk));
+    assert_non_null(strstr(msg, "fits is 3; the largest that fits and divides "
+                                "train.batch_size=8 over 2 ranks is 2"));
+    assert_false(train_mem_fits(msg, sizeof msg, &c, o, 8, 128, 12, 2, fr, gpu, mk, bk));
+    assert_non_null(strstr(msg, "fits is 3: set impl.microbatch_size=3"));
+    assert_false(train_mem_fits(msg, sizeof msg, &c, o, 8, 128, 7, 2, fr, gpu, mk, bk));
+    assert_non_null(strstr(msg, "but none up to it divides train.batch_size=7"));
+    /* nothing fits: below the reserve, or below one sequence */
+    assert_false(train_mem_fits(msg, sizeof msg, &c, o, 8, 128, 8192, 1, R / 2, gpu, mk, bk));
+    assert_non_null(strstr(msg, "Not even a microbatch of 1 fits"));
+    assert_false(
+        train_mem_fits(msg, sizeof msg, &c, o, 8, 128, 8192, 1, R + p1.total - 1, gpu, mk, bk));
+    assert_non_null(strstr(msg, "Not even a microbatch of 1 fits"));
+    /* a microbatch of 1 that does not fit has nothing smaller to offer */
+    assert_false(train_mem_fits(msg, sizeof msg, &c, o, 1, 128, 8192, 1, R, gpu, mk, bk));
+    assert_non_null(strstr(msg, "Not even a microbatch of 1 fits"));
+}
+
+/* The test hook drives the check on the CPU; without it the CPU is not checked. */
+static void test_memory_check_hook(void **state) {
+    (void)state;
+    bert_config c;
+    config_of(&c, 2000, TINY_CRAMMED, NULL);
+    const ops *o = ops_cpu();
+    train_device d;
+    train_device_init(&d, o, 0);
+    assert_false(d.gpu);
+    char msg[2048];
+    const char *mk = "impl.microbatch_size", *bk = "train.batch_size";
+    unsetenv("CRAM_TEST_DEVICE_FREE_BYTES");
+    assert_int_equal(train_device_mem_check(&d, o, &c, 8, 128, 8192, 1, mk, bk, msg, sizeof msg),
+                     0);
+    assert_string_equal(msg, "");
+    setenv("CRAM_TEST_DEVICE_FREE_BYTES", "1000", 1);
+    assert_int_equal(train_device_mem_check(&d, o, &c, 8, 128, 8192, 1, mk, bk, msg, sizeof msg),
+                     2);
+    assert_non_null(strstr(msg, "CRAM_TEST_DEVICE_FREE_BYTES"));
+    assert_non_null(strstr(msg, "(1000 bytes) are free"));
+    setenv("CRAM_TEST_DEVICE_FREE_BYTES", "1099511627776", 1);
+    assert_int_equal(train_device_mem_check(&d, o, &c, 8, 128, 8192, 1, mk, bk, msg, sizeof msg),
+                     0);
+    assert_non_null(strstr(msg, "Device memory: "));
+    setenv("CRAM_TEST_DEVICE_FREE_BYTES", "lots", 1); /* ignored with a warning */
+    assert_int_equal(train_device_mem_check(&d, o, &c, 8, 128, 8192, 1, mk, bk, msg, sizeof msg),
+                     0);
+    assert_string_equal(msg, "");
+    unsetenv("CRAM_TEST_DEVICE_FREE_BYTES");
+}
+
+/* The system keys of metrics_<name>.yaml and the closing memory line. */
+static void test_system_keys(void **state) {
+    (void)state;
+    char buf[1024];
+    train_device cpu = {0};
+    train_device_mem none = {0};
+    train_format_system_yaml(buf, sizeof buf, &cpu, &none, 1, 0.25);
+    assert_string_equal(buf, "GPU: ''\nnumGPUs: 0\nVRAM: 0.0\nVRAM_device: 0.0\nRAM: 0.250\n"
+                             "kWh: .nan\n");
+    train_device gpu = {.gpu = true, .have_info = true};
+    snprintf(gpu.info.name, sizeof gpu.info.name, "NVIDIA H200 'test'");
+    train_device_mem mem = {.valid = true,
+                            .peak = (size_t)3 << 29,
+                            .dev_used = (size_t)2 << 30,
+                            .dev_total = (size_t)140 << 30};
+    train_format_system_yaml(buf, sizeof buf, &gpu, &mem, 2, 1.5);
+    assert_string_equal(buf, "GPU: 'NVIDIA H200 ''test'''\nnumGPUs: 2\nVRAM: 1.500000\n"
+                             "VRAM_device: 2.000000\nRAM: 1.500\nkWh: .nan\n");
+    train_device_mem_line(buf, sizeof buf, &mem);
+    assert_string_equal(buf, "Max. Mem allocated: 1.500 GB (cram's device buffers at their "
+                             "peak). In use on the device: 2.000 GB of 140.000 GB (the driver's "
+                             "view: CUDA context and other processes included).");
+}
+
 static int setup(void **state) {
     (void)state;
     if (!getcwd(launch_dir, sizeof launch_dir)) return -1;
@@ -567,6 +838,13 @@ int main(void) {
         cmocka_unit_test(test_degenerate_settings),
         cmocka_unit_test(test_one_run_per_name),
         cmocka_unit_test(test_state_of_another_config),
+        cmocka_unit_test(test_gpu_peak_table),
+        cmocka_unit_test(test_peak_resolution),
+        cmocka_unit_test(test_memory_plan_matches_allocation),
+        cmocka_unit_test(test_memory_search),
+        cmocka_unit_test(test_memory_check_message),
+        cmocka_unit_test(test_memory_check_hook),
+        cmocka_unit_test(test_system_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 #include "optim/adamw.h"
 #include "optim/sched.h"
 #include "ops/backend.h"
+#include "train/train_report.h"
 
 #define ERRLEN 1024
 
@@ -324,7 +326,8 @@ typedef struct job {
     uint64_t seed;
     int64_t carry_warmup; /* reference_warmup_carry_over: the first task's warmup, else -1 */
     const ops *ops;
-    bool trained; /* a training step has run (a failure before it leaves no run folder) */
+    train_device dev; /* the GPU the backend runs on, if any */
+    bool trained;     /* a training step has run (a failure before it leaves no run folder) */
     /* progress: a bar on a terminal, else a log line when progress_every_s have passed since
      * the last line (t_line) */
     bool tty;
@@ -501,6 +504,9 @@ static int fit_task(job *J, const glue_task *t, task_result *R, const glue_encod
     c.num_labels = t->nlabels;
     bert_model m;
     bert_init(&m, &c, J->ops);
+    /* the arena of the longest padded batch now (what check_memory planned), so that no batch
+     * allocates device memory inside the loop; shorter batches reuse it */
+    bert_acts_ensure(&m, J->mbs, (J->max_len + 7) / 8 * 8);
     bert_init_weights(&m, J->seed);
     char wpath[CORE_PATH_MAX + 32];
     snprintf(wpath, sizeof wpath, "%s/model.safetensors", J->ck->dir);
@@ -768,6 +774,26 @@ static bool check_task_files(const job *J, const glue_task *t, strlist *problems
     return ok;
 }
 
+/* On a GPU (or under the test hook CRAM_TEST_DEVICE_FREE_BYTES, train_report.h): the classifier
+ * of the task with the most classes, its optimizer state and the activations of a microbatch of
+ * the longest rows must fit into the free device memory. */
+static void check_memory(const job *J, const bert_config *arch, inputs *in, strlist *problems) {
+    if (J->mbs <= 0 || J->batch % J->mbs != 0) return; /* a problem of its own already */
+    bert_config c = *arch;
+    c.num_labels = 1;
+    const cfg_node *tasks = cfg_get(J->cfg, "eval.tasks");
+    for (int k = 0; tasks && tasks->type == CFG_MAP && k < tasks->n; k++) {
+        const glue_task *t = glue_task_find(tasks->keys[k]);
+        if (t && t->nlabels > c.num_labels) c.num_labels = t->nlabels;
+    }
+    char msg[2 * ERRLEN];
+    if (train_device_mem_check(&J->dev, J->ops, &c, J->mbs, (J->max_len + 7) / 8 * 8, J->batch, 1,
+                               "impl.microbatch_size", "eval.batch_size", msg, sizeof msg))
+        sl_addf(problems, "%s", msg);
+    else if (msg[0])
+        sl_addf(&in->notes, "%s", msg);
+}
+
 /* The checkpoint: found, a config that parses into a BERT this tokenizer and max_seq_length fit,
  * a tokenizer that loads, weights that parse and match their checksum. */
 static void check_checkpoint(const job *J, inputs *in, strlist *problems) {
@@ -808,9 +834,11 @@ static void check_checkpoint(const job *J, inputs *in, strlist *problems) {
         st_close(&f);
     }
     bert_config bc;
-    if (in->tok && in->arch_root &&
-        model_config_check(J, c, in->arch_root, in->tok, &bc, err, sizeof err))
+    if (!in->tok || !in->arch_root) return;
+    if (model_config_check(J, c, in->arch_root, in->tok, &bc, err, sizeof err))
         sl_addf(problems, "%s", err);
+    else
+        check_memory(J, &bc, in, problems);
 }
 
 /* Whether a command-line word needs quotes for a POSIX shell. */
@@ -1096,6 +1124,7 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
     else if (data_root(root, sizeof root, cfg, derr, sizeof derr) == 0)
         snprintf(J.data_dir, sizeof J.data_dir, "%s/%s", root, dd);
     J.ops = bc->ops;
+    train_device_init(&J.dev, J.ops, 0);
 
     /* every input before any folder or step */
     inputs in = {0};
@@ -1130,6 +1159,7 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
     }
     J.seed = (uint64_t)cfg_int_or(cfg, "seed", 0);
     core_log_info("Backend: %s (%s).", bc->ops->desc, bc->why);
+    train_device_log(&J.dev);
     core_log_info("Seeding with random seed %llu on rank 0.", (unsigned long long)J.seed);
     J.progress_every_s = progress_period();
     core_log_info("--------------------------------------------------------------");
@@ -1215,14 +1245,25 @@ static int job_main(cfg_node *cfg, const backend_pick *bc, int argc, char **argv
             snprintf(buf, sizeof buf, "%.17g", hm);
             mk[nm] = strdup(k2), mv[nm] = strdup(buf), nm++;
         }
-        /* metrics_<name>.yaml */
-        size_t cap = 256 + (size_t)nm * 160, len = 0;
+        /* metrics_<name>.yaml: the metrics, then the system keys the reference adds */
+        train_device_mem mem;
+        train_device_mem_read(&mem, &J.dev);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        size_t cap = 1024 + (size_t)nm * 160, len = 0;
         char *y = malloc(cap);
         for (int k = 0; k < nm; k++)
             len += (size_t)snprintf(y + len, cap - len, "%s: %s\n", mk[k], mv[k]);
+        len += (size_t)train_format_system_yaml(y + len, cap - len, &J.dev, &mem, 1,
+                                                (double)ru.ru_maxrss / (1024.0 * 1024.0));
         snprintf(path, sizeof path, "%s/metrics_%s.yaml", run_dir, name);
         if (core_atomic_write(path, y, len, err, sizeof err)) core_log_warn("%s", err);
         free(y);
+        if (mem.valid) {
+            char line[512];
+            train_device_mem_line(line, sizeof line, &mem);
+            core_log_info("%s", line);
+        }
         /* the summary table: one row per run (not in dryrun; not when a task failed, since the
          * row stands for the whole evaluation) */
         if (nfailed && !J.dryrun)

@@ -4,6 +4,7 @@
 
 #include "core/core.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -167,6 +168,25 @@ static void build_hf(bert_model *m, builder *bp) {
     *bp = b;
 }
 
+/* the two doubles of bert_eval_* */
+#define EVAL_TOTALS_BYTES (2 * sizeof(double))
+
+/* bytes of the fixed sinusoid table, 0 when the model has none */
+static size_t pos_table_bytes(const bert_config *c, const ops *o) {
+    bool sinus = c->pos == BERT_POS_SINUSOIDAL || c->pos == BERT_POS_SCALED_SINUSOIDAL;
+    if (c->kind == BERT_ARCH_SANITY || !sinus) return 0;
+    return (size_t)c->max_pos * c->H * (size_t)o->act_bytes;
+}
+
+/* The allocations of bert_init, in bytes: what it allocates is read from here. */
+static void plan_fixed(bert_mem_plan *p, const bert_config *c, size_t numel, const ops *o) {
+    memset(p, 0, sizeof *p);
+    p->numel = numel;
+    p->state = 4 * numel * sizeof(float);
+    p->working = o->act_bytes == 4 ? 0 : numel * (size_t)o->act_bytes;
+    p->tables = EVAL_TOTALS_BYTES + pos_table_bytes(c, o);
+}
+
 void bert_init(bert_model *m, const bert_config *c, const ops *o) {
     memset(m, 0, sizeof *m);
     m->cfg = *c;
@@ -194,15 +214,17 @@ void bert_init(bert_model *m, const bert_config *c, const ops *o) {
     static char *const default_keys[] = {"bias", "LayerNorm.bias", "LayerNorm.weight", "norm"};
     bert_set_decay_keys(m, default_keys, 4);
     if (!o) return; /* the table only: counting and naming without memory */
-    m->mem = o->alloc(o, 4 * m->numel * sizeof(float));
+    bert_mem_plan mp;
+    plan_fixed(&mp, c, m->numel, o);
+    m->mem = o->alloc(o, mp.state);
     m->w = m->mem;
     m->g = m->w + m->numel;
     m->m = m->g + m->numel;
     m->v = m->m + m->numel;
-    m->wa = o->act_bytes == 4 ? m->w : o->alloc(o, m->numel * (size_t)o->act_bytes);
-    m->d_acc = o->alloc(o, 2 * sizeof(double));
-    if (c->kind != BERT_ARCH_SANITY &&
-        (c->pos == BERT_POS_SINUSOIDAL || c->pos == BERT_POS_SCALED_SINUSOIDAL)) {
+    m->wa = mp.working ? o->alloc(o, mp.working) : m->w;
+    m->d_acc = o->alloc(o, EVAL_TOTALS_BYTES);
+    size_t pe_bytes = pos_table_bytes(c, o);
+    if (pe_bytes) {
         /* interleaved sin/cos, computed in fp32 like the reference's table */
         float *pe = xcalloc((size_t)c->max_pos * c->H, sizeof(float));
         for (int p = 0; p < c->max_pos; p++)
@@ -212,7 +234,7 @@ void bert_init(bert_model *m, const bert_config *c, const ops *o) {
                 pe[(size_t)p * c->H + 2 * i] = sinf(a);
                 pe[(size_t)p * c->H + 2 * i + 1] = cosf(a);
             }
-        m->pe = o->alloc(o, (size_t)c->max_pos * c->H * (size_t)o->act_bytes);
+        m->pe = o->alloc(o, pe_bytes);
         o->upload_act(o, m->pe, pe, (size_t)c->max_pos * c->H);
         free(pe);
     }
@@ -373,15 +395,11 @@ static void plan_f32(arena_plan *a, float **slot, size_t n) {
     plan_bytes(a, slot, n * sizeof(float));
 }
 
-void bert_acts_ensure(bert_model *m, int B, int S) {
-    if (m->B == B && m->S == S && m->arena) return;
-    /* keep the arena across shapes: fine-tuning pads each batch to its own length, and a fresh
-     * allocation per batch costs page faults on hundreds of MB */
-    acts_free(m, true);
+/* The arena of m for batches (B, S), laid out in a: sets m->B, m->S and m->nrows and allocates
+ * m->la, whose slots the plan points into. o answers the element sizes. bert_acts_ensure
+ * allocates exactly what this lays out, and bert_plan_memory reports it. */
+static void acts_layout(bert_model *m, const ops *o, int B, int S, arena_plan *a) {
     const bert_config *c = &m->cfg;
-    CORE_CHECK(c->kind == BERT_ARCH_SANITY || S <= c->max_pos,
-               "sequence length %d exceeds the %d positions of arch.embedding.max_seq_length", S,
-               c->max_pos);
     size_t N = (size_t)B * S, H = c->H, I = c->I;
     size_t I_act = c->glu ? I / 2 : I;
     int L = c->L;
@@ -397,75 +415,89 @@ void bert_acts_ensure(bert_model *m, int B, int S) {
     }
     size_t R = (size_t)m->nrows;
     m->la = xcalloc((size_t)L + 1, sizeof *m->la);
-    arena_plan a = {.act = (size_t)m->ops->act_bytes};
+    a->act = (size_t)o->act_bytes;
     if (c->kind == BERT_ARCH_SANITY) {
-        plan(&a, &m->emb, N * H);
-        plan(&a, &m->hfin, N * H);
-        plan(&a, &m->dhfin, N * H);
+        plan(a, &m->emb, N * H);
+        plan(a, &m->hfin, N * H);
+        plan(a, &m->dhfin, N * H);
     } else {
-        plan(&a, &m->emb, N * H);
-        plan_f32(&a, &m->emb_m, N);
-        plan_f32(&a, &m->emb_r, N);
+        plan(a, &m->emb, N * H);
+        plan_f32(a, &m->emb_m, N);
+        plan_f32(a, &m->emb_r, N);
         for (int l = 0; l <= L; l++) {
             bert_layer_acts *x = &m->la[l];
-            plan(&a, &x->x, N * H);
+            plan(a, &x->x, N * H);
             if (l == L) break;
-            plan(&a, &x->ln1, N * H);
-            plan_f32(&a, &x->ln1_m, N);
-            plan_f32(&a, &x->ln1_r, N);
-            plan(&a, &x->qkv, N * 3 * H);
-            plan_bytes(&a, &x->probs, m->ops->attn_state_bytes(m->ops, B, S, c->NH, c->H / c->NH));
-            plan(&a, &x->atty, N * H);
-            plan(&a, &x->mid, N * H);
-            plan(&a, &x->ln2, N * H);
-            plan_f32(&a, &x->ln2_m, N);
-            plan_f32(&a, &x->ln2_r, N);
-            plan(&a, &x->fin, N * I);
-            plan(&a, &x->fact, N * I_act);
-            if (c->kind == BERT_ARCH_HF) plan(&a, &x->mid2, N * H);
+            plan(a, &x->ln1, N * H);
+            plan_f32(a, &x->ln1_m, N);
+            plan_f32(a, &x->ln1_r, N);
+            plan(a, &x->qkv, N * 3 * H);
+            plan_bytes(a, &x->probs, o->attn_state_bytes(o, B, S, c->NH, c->H / c->NH));
+            plan(a, &x->atty, N * H);
+            plan(a, &x->mid, N * H);
+            plan(a, &x->ln2, N * H);
+            plan_f32(a, &x->ln2_m, N);
+            plan_f32(a, &x->ln2_r, N);
+            plan(a, &x->fin, N * I);
+            plan(a, &x->fact, N * I_act);
+            if (c->kind == BERT_ARCH_HF) plan(a, &x->mid2, N * H);
         }
-        plan(&a, &m->hfin, N * H);
-        plan_f32(&a, &m->hfin_m, N);
-        plan_f32(&a, &m->hfin_r, N);
+        plan(a, &m->hfin, N * H);
+        plan_f32(a, &m->hfin_m, N);
+        plan_f32(a, &m->hfin_r, N);
         if (c->num_labels == 0) {
-            plan(&a, &m->gath, R * H);
-            plan(&a, &m->ht_pre, R * H);
-            plan(&a, &m->ht_act, R * H);
-            plan(&a, &m->ht_ln, R * H);
-            plan_f32(&a, &m->ht_m, R);
-            plan_f32(&a, &m->ht_r, R);
-            plan(&a, &m->logits, R * c->V);
-            plan_f32(&a, &m->losses, R);
-            plan(&a, &m->dgath, R * H);
-            plan(&a, &m->dht, R * H);
+            plan(a, &m->gath, R * H);
+            plan(a, &m->ht_pre, R * H);
+            plan(a, &m->ht_act, R * H);
+            plan(a, &m->ht_ln, R * H);
+            plan_f32(a, &m->ht_m, R);
+            plan_f32(a, &m->ht_r, R);
+            plan(a, &m->logits, R * c->V);
+            plan_f32(a, &m->losses, R);
+            plan(a, &m->dgath, R * H);
+            plan(a, &m->dht, R * H);
         } else {
             size_t D = c->cls_ff ? (size_t)c->head_dim : H;
-            plan(&a, &m->pooled, (size_t)B * H);
-            plan(&a, &m->pool_pre, (size_t)B * D);
-            plan(&a, &m->pool_act, (size_t)B * D);
-            plan(&a, &m->pool_drop, (size_t)B * D);
-            plan(&a, &m->cls_logits, (size_t)B * c->num_labels);
-            plan(&a, &m->dcls, (size_t)B * c->num_labels);
-            plan_f32(&a, &m->losses, (size_t)B);
-            plan(&a, &m->dpool, (size_t)B * (D > H ? D : H) * 3);
+            plan(a, &m->pooled, (size_t)B * H);
+            plan(a, &m->pool_pre, (size_t)B * D);
+            plan(a, &m->pool_act, (size_t)B * D);
+            plan(a, &m->pool_drop, (size_t)B * D);
+            plan(a, &m->cls_logits, (size_t)B * c->num_labels);
+            plan(a, &m->dcls, (size_t)B * c->num_labels);
+            plan_f32(a, &m->losses, (size_t)B);
+            plan(a, &m->dpool, (size_t)B * (D > H ? D : H) * 3);
         }
-        plan(&a, &m->dres, N * H);
-        plan(&a, &m->dln, N * H);
-        plan(&a, &m->dqkv, N * 3 * H);
-        plan(&a, &m->datty, N * H);
-        plan(&a, &m->dfin, N * I);
-        plan(&a, &m->dfact, N * I_act);
-        plan(&a, &m->dtmp, N * H);
-        plan(&a, &m->dmid, N * H);
-        plan(&a, &m->dhfin, N * H);
-        plan_f32(&a, &m->d_mask, N);
+        plan(a, &m->dres, N * H);
+        plan(a, &m->dln, N * H);
+        plan(a, &m->dqkv, N * 3 * H);
+        plan(a, &m->datty, N * H);
+        plan(a, &m->dfin, N * I);
+        plan(a, &m->dfact, N * I_act);
+        plan(a, &m->dtmp, N * H);
+        plan(a, &m->dmid, N * H);
+        plan(a, &m->dhfin, N * H);
+        plan_f32(a, &m->d_mask, N);
     }
-    plan_f32(&a, &m->d_targets, (size_t)B);
-    plan_f32(&a, &m->hits, N);
-    plan_f32(&a, (float **)&m->d_ids, N);
-    plan_f32(&a, (float **)&m->d_types, N);
-    plan_f32(&a, (float **)&m->d_labels, N);
-    plan_f32(&a, (float **)&m->d_idx, N);
+    plan_f32(a, &m->d_targets, (size_t)B);
+    plan_f32(a, &m->hits, N);
+    plan_f32(a, (float **)&m->d_ids, N);
+    plan_f32(a, (float **)&m->d_types, N);
+    plan_f32(a, (float **)&m->d_labels, N);
+    plan_f32(a, (float **)&m->d_idx, N);
+}
+
+void bert_acts_ensure(bert_model *m, int B, int S) {
+    if (m->B == B && m->S == S && m->arena) return;
+    /* keep the arena across shapes: fine-tuning pads each batch to its own length, and a fresh
+     * allocation per batch costs page faults on hundreds of MB */
+    acts_free(m, true);
+    const bert_config *c = &m->cfg;
+    CORE_CHECK(c->kind == BERT_ARCH_SANITY || S <= c->max_pos,
+               "sequence length %d exceeds the %d positions of arch.embedding.max_seq_length", S,
+               c->max_pos);
+    arena_plan a = {0};
+    acts_layout(m, m->ops, B, S, &a);
+    size_t N = (size_t)B * S;
     if (m->arena && a.off <= m->arena_cap) {
         m->ops->memset0(m->ops, m->arena, a.off); /* same state as a fresh allocation */
     } else {
@@ -478,4 +510,41 @@ void bert_acts_ensure(bert_model *m, int B, int S) {
     m->dlogits = m->logits; /* the loss gradient replaces the logits in place */
     m->h_labels = xcalloc(N, sizeof(int32_t));
     m->h_idx = xcalloc(N, sizeof(int32_t));
+}
+
+/* bert_plan_memory for a table-only model t (bert_init without a backend) */
+static void plan_model(bert_mem_plan *p, bert_model *t, const ops *o, int B, int S) {
+    plan_fixed(p, &t->cfg, t->numel, o);
+    arena_plan a = {0};
+    acts_layout(t, o, B, S, &a);
+    free(t->la);
+    t->la = NULL;
+    p->acts = a.off;
+    p->total = p->state + p->working + p->tables + p->acts;
+}
+
+void bert_plan_memory(bert_mem_plan *p, const bert_config *c, const ops *o, int B, int S) {
+    bert_model t;
+    bert_init(&t, c, NULL);
+    plan_model(p, &t, o, B, S);
+    bert_free(&t);
+}
+
+int bert_plan_max_batch(const bert_config *c, const ops *o, int S, size_t avail, int B_max) {
+    bert_model t;
+    bert_init(&t, c, NULL);
+    bert_mem_plan p;
+    if (S > 0 && B_max > INT_MAX / S) B_max = INT_MAX / S; /* rows are counted in int */
+    /* the bytes grow with B: bisect for the last B that fits */
+    int lo = 0, hi = B_max; /* lo fits (0: nothing), everything above hi does not */
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        plan_model(&p, &t, o, mid, S);
+        if (p.total <= avail)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    bert_free(&t);
+    return lo;
 }

@@ -159,6 +159,22 @@ void bert_set_decay_keys(bert_model *m, char *const *keys, int nkeys);
 /* Allocate the activation arena for batches of B sequences of length S (once per shape). */
 void bert_acts_ensure(bert_model *m, int B, int S);
 
+/* Backend bytes a model of config c holds on backend o once bert_init and bert_acts_ensure(B, S)
+ * have run, computed by the same layout code as the allocations themselves, before anything is
+ * allocated (o only answers act_bytes and attn_state_bytes). */
+typedef struct bert_mem_plan {
+    size_t numel;   /* parameters */
+    size_t state;   /* fp32 weights, gradients and both AdamW moments: 16 bytes per parameter */
+    size_t working; /* the working copy of the weights when it is not the fp32 masters (bf16) */
+    size_t tables;  /* the sinusoid position table and the validation totals */
+    size_t acts;    /* the activation arena of one (B, S) microbatch, backward scratch included */
+    size_t total;
+} bert_mem_plan;
+void bert_plan_memory(bert_mem_plan *p, const bert_config *c, const ops *o, int B, int S);
+/* The largest microbatch B in [1, B_max] whose bert_plan_memory total is at most avail bytes,
+ * or 0 when not even B = 1 fits. */
+int bert_plan_max_batch(const bert_config *c, const ops *o, int S, size_t avail, int B_max);
+
 /* One forward pass of the pretraining model (num_labels == 0) or the classifier.
  * ids [B,S] host; labels host: [B,S] MLM labels (-100 ignored) or NULL; for a classifier [B]
  * class ids (or float bit patterns for regression, see bert_forward_cls). mask [B,S] host (1 keep,

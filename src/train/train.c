@@ -15,6 +15,7 @@
 #include "optim/adamw.h"
 #include "optim/sched.h"
 #include "train/train_internal.h"
+#include "train/train_report.h"
 #include "train/trainstate.h"
 
 #include <dirent.h>
@@ -150,13 +151,15 @@ static char *cell(const cfg_node *n) {
     }
 }
 
-/* The GFLOP/s that MFU is measured against: $CRAM_PEAK_GFLOPS, else the best of three fp32
- * matmuls of the shape of a QKV projection (1024 x 768 -> 2304) on this backend. */
-static double peak_gflops(const ops *o, char *how, size_t howlen) {
-    const char *env = getenv("CRAM_PEAK_GFLOPS");
-    if (env && atof(env) > 0) {
-        snprintf(how, howlen, "from CRAM_PEAK_GFLOPS");
-        return atof(env);
+/* The GFLOP/s that MFU is measured against: CRAM_PEAK_TFLOPS or CRAM_PEAK_GFLOPS, else on a GPU
+ * the card's dense peak from cram's table (0 when the card is not in it: no MFU), else on the
+ * CPU the best of three matmuls of the shape of a QKV projection (1024 x 768 -> 2304). */
+static double peak_gflops(const train_device *dev, const ops *o, char *how, size_t howlen) {
+    char note[400];
+    double known = train_device_peak_known(dev, o, note, sizeof note);
+    if (known >= 0) {
+        snprintf(how, howlen, "%s", note);
+        return known;
     }
     int N = 1024, C = 768, OC = 2304;
     size_t ab = (size_t)o->act_bytes; /* activations and working weights */
@@ -174,9 +177,29 @@ static double peak_gflops(const ops *o, char *how, size_t howlen) {
     }
     o->free(o, a), o->free(o, w), o->free(o, out);
     snprintf(how, howlen,
-             "measured now: best %s matmul %dx%dx%d of 3, set CRAM_PEAK_GFLOPS to fix it",
-             o->precision, N, C, OC);
+             "measured now: best %s matmul %dx%dx%d of 3, set CRAM_PEAK_GFLOPS or "
+             "CRAM_PEAK_TFLOPS to fix it%s%.300s",
+             o->precision, N, C, OC, note[0] ? "; " : "", note);
     return best;
+}
+
+/* MFU in percent of `cards` times the peak (one per GPU rank: tok_per_s counts every rank's
+ * tokens), or NAN without a peak. */
+static double mfu_percent(double tok_per_s, double flops_tok, double peak, int cards) {
+    return peak > 0 ? 100.0 * tok_per_s * flops_tok / 1e9 / (peak * cards) : NAN;
+}
+
+/* "12.3% of 989 TFLOP/s" ("of 8 x 989 TFLOP/s" over 8 GPUs), or why there is no figure */
+static void mfu_text(char *buf, size_t len, double tok_per_s, double flops_tok, double peak,
+                     int cards) {
+    char pk[32], times[16] = "";
+    train_format_flops(pk, sizeof pk, peak);
+    if (cards > 1) snprintf(times, sizeof times, "%d x ", cards);
+    if (peak > 0)
+        snprintf(buf, len, "%.1f%% of %s%s", mfu_percent(tok_per_s, flops_tok, peak, cards), times,
+                 pk);
+    else
+        snprintf(buf, len, "not computed (no peak: set CRAM_PEAK_TFLOPS)");
 }
 
 static bool buffer_finite(const bert_model *m, const float *buf) {
@@ -363,7 +386,7 @@ static int job_from_cfg(job *j, cfg_node *cfg, int64_t world, int64_t dry_mbs_ca
  * every Data_/Arch_/Train_ key. */
 static void write_table(const job *j, const store *s, const train_result *res, double total_s,
                         const double *losses, int nlosses, double mean_step_time,
-                        int64_t last_epoch) {
+                        int64_t last_epoch, const train_device *dev, const train_device_mem *mem) {
     enum { MAXCOLS = 512 };
     char *keys[MAXCOLS], *vals[MAXCOLS];
     int n = 0;
@@ -428,6 +451,8 @@ static void write_table(const job *j, const store *s, const train_result *res, d
     COL("val_loss", "%.6f", res->val_loss);
     COL("val_acc", "%.6f", res->val_acc);
     COL("tok_per_s", "%.1f", res->tok_per_s);
+    COL("GPU", "%s", dev->gpu && dev->have_info ? dev->info.name : "");
+    COL("VRAM", "%.6f", mem->valid ? (double)mem->peak / (double)(1 << 30) : 0.0);
     static const char *groups[][2] = {{"data", "Data_"}, {"arch", "Arch_"}, {"train", "Train_"}};
     for (int g = 0; g < 3; g++) {
         cfg_node *grp = cfg_get(j->cfg, groups[g][0]);
@@ -467,17 +492,24 @@ static void write_overrides(const char *run_dir, int argc, char *const *argv) {
     free(buf);
 }
 
-static void write_metrics_yaml(const job *j, const bert_model *m, const train_result *res) {
+/* metrics_<name>.yaml: the reference's keys (its system keys from train_format_system_yaml), then
+ * cram's tok_per_s, mfu_percent and validation numbers. */
+static void write_metrics_yaml(const job *j, const bert_model *m, const train_result *res,
+                               const train_device *dev, const train_device_mem *mem, int world,
+                               double mfu) {
     char path[CORE_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/metrics_%s.yaml", j->run_dir, j->name);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    char buf[1024];
-    int n = snprintf(buf, sizeof buf,
-                     "num_params: %zu\nGPU: ''\nnumGPUs: 0\nVRAM: 0.0\nRAM: %.3f\nkWh: .nan\n"
-                     "tok_per_s: %.1f\nval_loss: %.6f\nval_acc: %.6f\nsteps: %lld\n",
-                     bert_num_params(m), (double)ru.ru_maxrss / (1024.0 * 1024.0), res->tok_per_s,
-                     res->val_loss, res->val_acc, (long long)res->step);
+    char buf[2048];
+    int n = snprintf(buf, sizeof buf, "num_params: %zu\n", bert_num_params(m));
+    n += train_format_system_yaml(buf + n, sizeof buf - (size_t)n, dev, mem, world,
+                                  (double)ru.ru_maxrss / (1024.0 * 1024.0));
+    char mfu_s[32] = ".nan";
+    if (isfinite(mfu)) snprintf(mfu_s, sizeof mfu_s, "%.3f", mfu);
+    n += snprintf(buf + n, sizeof buf - (size_t)n,
+                  "tok_per_s: %.1f\nmfu_percent: %s\nval_loss: %.6f\nval_acc: %.6f\nsteps: %lld\n",
+                  res->tok_per_s, mfu_s, res->val_loss, res->val_acc, (long long)res->step);
     char err[ERRLEN];
     if (core_atomic_write(path, buf, (size_t)n, err, sizeof err)) core_log_warn("%s", err);
 }
@@ -488,7 +520,9 @@ typedef struct run {
     dist *d;
     dist single; /* when the caller gives no dist */
     const ops *o;
-    bool own_ops; /* opened here from impl.*: closed at the end */
+    bool own_ops;         /* opened here from impl.*: closed at the end */
+    train_device dev;     /* the GPU the backend runs on, if any */
+    train_device_mem mem; /* its memory at the end */
     const train_hooks *hooks;
     int rank;
     uint64_t seed;
@@ -802,6 +836,8 @@ static int run_setup(run *r, cfg_node *cfg, const train_opts *opts, train_result
         r->seed = (uint64_t)cfg_int_or(cfg, "seed", 0);
     }
     log_startup(r->o);
+    train_device_init(&r->dev, r->o, r->d->device);
+    train_device_log(&r->dev);
     core_log_info("Data-parallel processes: %d", r->d->world);
     core_log_info("Seeding with random seed %llu on rank 0.", (unsigned long long)r->seed);
     core_log_info("--------------------------------------------------------------");
@@ -854,6 +890,20 @@ static int run_build(run *r, cfg_node *cfg, train_result *res) {
         return 2;
     }
 
+    /* on a device: everything the run holds must fit before any of it is allocated */
+    char mem[2048];
+    int mc = train_device_mem_check(&r->dev, r->o, &bc, (int)J->mbs, r->mb.S,
+                                    cfg_int_or(cfg, "train.batch_size", 0), r->d->world,
+                                    "impl.microbatch_size", "train.batch_size", mem, sizeof mem);
+    int fits = mc == 0;
+    dist_allreduce_int(r->d, &fits, 1, DIST_MIN);
+    if (!fits) {
+        core_log_error("%s",
+                       mc ? mem : "another rank's device lacks the memory (its log says why)");
+        return 2;
+    }
+    if (mem[0]) core_log_info("%s", mem);
+
     bert_model *m = &r->m;
     bert_init(m, &bc, r->o);
     r->have_model = true;
@@ -873,11 +923,16 @@ static int run_build(run *r, cfg_node *cfg, train_result *res) {
         bert_log_summary(m);
         log_random_row(&r->s, r->seed);
     }
-    char how[256];
-    r->peak = peak_gflops(r->o, how, sizeof how);
+    char how[512];
+    r->peak = peak_gflops(&r->dev, r->o, how, sizeof how);
     r->flops_tok = train_flops_per_token(&bc, r->mb.S);
     res->peak_gflops = r->peak;
-    core_log_info("MFU reference: %.1f GFLOP/s (%s); %.1f MFLOP per trained token.", r->peak, how,
+    char pk[32] = "none";
+    if (r->peak >= 1000)
+        train_format_flops(pk, sizeof pk, r->peak);
+    else if (r->peak > 0)
+        snprintf(pk, sizeof pk, "%.1f GFLOP/s", r->peak);
+    core_log_info("MFU reference: %s (%s); %.1f MFLOP per trained token.", pk, how,
                   r->flops_tok / 1e6);
 
     /* progress, possibly from the intermediate state */
@@ -962,6 +1017,7 @@ static train_stop run_loop(run *r, train_result *res) {
     FILE *metrics = r->metrics;
     int64_t tokens_per_step = (int64_t)r->mb.S * P.mbs_eff;
     double peak = r->peak, flops_tok = r->flops_tok;
+    int cards = r->dev.gpu ? d->world : 1; /* the peak is per GPU */
 
     signals_install(r); /* until the end of the run (run_free) */
 
@@ -1020,16 +1076,16 @@ static train_stop run_loop(run *r, train_result *res) {
             int64_t nrun = step - print_step > 0 ? step - print_step : 1;
             double tt = (now - t_print) / (double)nrun;
             double tps = tt > 0 ? (double)tokens_per_step / tt : 0;
-            char td[64];
+            char td[64], mfu[96];
+            mfu_text(mfu, sizeof mfu, tps, flops_tok, peak, cards);
             /* the reference's estimate is step time x train.steps; the budget ends a run first
              * when it is shorter */
             double est = tt * (double)J.steps_cap;
             if (est > J.budget_h * 3600.0) est = J.budget_h * 3600.0;
             core_format_timedelta(td, sizeof td, est);
             core_log_info("Train loss %.4f at step %lld with lr %.5f. [Avg: %.4f]  Perf: %.4fs per "
-                          "step (%.0ft/s). Estimated Total Train: %s. MFU: %.1f%% of %.0f GFLOP/s.",
-                          loss, (long long)step, P.lr, avg, tt, tps, td,
-                          peak > 0 ? 100.0 * tps * flops_tok / 1e9 / peak : 0.0, peak);
+                          "step (%.0ft/s). Estimated Total Train: %s. MFU: %s.",
+                          loss, (long long)step, P.lr, avg, tt, tps, td, mfu);
             if (metrics) {
                 loader_pos lp = loader_tell(&r->ld);
                 fprintf(metrics,
@@ -1047,7 +1103,7 @@ static train_stop run_loop(run *r, train_result *res) {
             tboard_scalar(r->tb, "train/tokens_per_s", step, tps);
             if (peak > 0)
                 tboard_scalar(r->tb, "train/mfu_percent", step,
-                              100.0 * tps * flops_tok / 1e9 / peak);
+                              mfu_percent(tps, flops_tok, peak, cards));
             tboard_scalar(r->tb, "train/tokens", step, (double)(step * tokens_per_step));
             tboard_flush(r->tb);
             if (r->nhist == r->caphist) {
@@ -1155,10 +1211,11 @@ static train_stop run_loop(run *r, train_result *res) {
     res->last_loss = P.last_loss;
     res->train_seconds = loop_s;
     res->tok_per_s = loop_s > 0 ? (double)((P.step - first_step) * tokens_per_step) / loop_s : 0;
-    core_log_info("Trained %lld microbatches (%lld updates) in %.1f s: %.0f tokens/s, MFU %.1f%% "
-                  "of %.0f GFLOP/s.",
+    char mfu[96];
+    mfu_text(mfu, sizeof mfu, res->tok_per_s, flops_tok, peak, cards);
+    core_log_info("Trained %lld microbatches (%lld updates) in %.1f s: %.0f tokens/s, MFU %s.",
                   (long long)(P.step - first_step), (long long)P.opt_t, loop_s, res->tok_per_s,
-                  peak > 0 ? 100.0 * res->tok_per_s * flops_tok / 1e9 / peak : 0.0, peak);
+                  mfu);
     if (metrics) fclose(metrics);
     r->metrics = NULL;
     free(rows);
@@ -1227,10 +1284,13 @@ static int run_finish(run *r, train_stop stop, train_result *res) {
                               (int)g_signal);
         }
     }
+    /* everything is allocated and validation has run: the peaks are final */
+    train_device_mem_read(&r->mem, &r->dev);
     if (stop != TRAIN_STOP_SIGNAL) {
         if (!J.dryrun && rank == 0)
             write_table(&J, &r->s, res, core_now() - r->t_launch, r->hist_loss, r->nhist,
-                        r->nhist ? r->step_time_sum / r->nhist : 0, loader_tell(&r->ld).epoch);
+                        r->nhist ? r->step_time_sum / r->nhist : 0, loader_tell(&r->ld).epoch,
+                        &r->dev, &r->mem);
         if (rank == 0) {
             double loss = P.last_loss;
             if (!isfinite(loss) && J.save_intermediate && access(J.state_path, F_OK) == 0) {
@@ -1258,7 +1318,10 @@ static int run_finish(run *r, train_stop stop, train_result *res) {
         }
         if (stop == TRAIN_STOP_NONFINITE && rc == 0) rc = 1;
     }
-    if (rank == 0) write_metrics_yaml(&J, &r->m, res);
+    if (rank == 0)
+        write_metrics_yaml(
+            &J, &r->m, res, &r->dev, &r->mem, r->d->world,
+            mfu_percent(res->tok_per_s, r->flops_tok, r->peak, r->dev.gpu ? r->d->world : 1));
     if (stop != TRAIN_STOP_SIGNAL && g_signal && rank == 0) {
         /* the final checkpoint is complete; keep the state too, as a signal promises */
         if (keep_state && save_for_signal(r, &P, " while the final checkpoint was written")) rc = 1;
@@ -1268,6 +1331,11 @@ static int run_finish(run *r, train_stop stop, train_result *res) {
         core_format_timedelta(td, sizeof td, core_now() - r->t_launch);
         core_log_info("-------------------------------------------------------------");
         core_log_info("Finished running job %s with total train time: %s", J.name, td);
+        if (r->mem.valid) {
+            char line[512];
+            train_device_mem_line(line, sizeof line, &r->mem);
+            core_log_info("%s", line);
+        }
         core_log_info("-----------------Shutdown complete.--------------------------");
     }
     return rc;
