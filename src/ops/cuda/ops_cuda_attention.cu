@@ -4,9 +4,11 @@
 // as on the CPU), out = P_dropped V. One warp owns one query row (forward and dQ) or one key row
 // (dK, dV), so every sum has one fixed order and nothing is accumulated with atomics.
 //
-// This is the plain version the backend is verified with: it keeps the S x S probabilities and
-// reads K and V through the cache. The fused kernel that keeps only the log-sum-exp is a speed
-// change that must reproduce these numbers.
+// This is the plain version the backend is verified with: it keeps the S x S probabilities. When a
+// head's K and V (or dO and Q) fit in shared memory, a block of 8 warps stages them once and
+// works through all S rows of its (batch, head); otherwise each warp reads them through the
+// cache. The fused kernel that keeps only the log-sum-exp is a speed change that must reproduce
+// these numbers.
 #include "ops/cuda/cuda_internal.h"
 #include "ops/ops_math.h"
 
@@ -41,7 +43,38 @@ __device__ __forceinline__ float dropped(const ops_dropout &d, bool on, float in
     return !on ? x : (ops_dropout_keep(&d, idx) ? x * inv : 0.0f);
 }
 
+// One matrix of S rows of HD elements that a kernel reads row by row: in place in global memory
+// (row r at base + r * rs + off), or staged in shared memory (row r at s + r * (HD + 1): the odd
+// stride puts the 32 rows a warp reads at once in 32 different banks).
+template <typename T, bool ST>
+struct rows_of {
+    const T *g;
+    size_t base, rs, off;
+    const float *s;
+    int ld;
+    __device__ __forceinline__ float at(int r, int t) const {
+        if (ST) return s[(size_t)r * ld + t];
+        return ldA(g, base + (size_t)r * rs + off + t);
+    }
+};
+
+// the block copies S x HD elements into shared memory (as fp32) before any warp starts
 template <typename T>
+__device__ static void stage(float *dst, const T *g, size_t base, size_t rs, size_t off, int S,
+                             int HD) {
+    for (int idx = threadIdx.x; idx < S * HD; idx += blockDim.x) {
+        int r = idx / HD, t = idx % HD;
+        dst[(size_t)r * (HD + 1) + t] = ldA(g, base + (size_t)r * rs + off + t);
+    }
+}
+
+// Each warp takes rows warp_id, warp_id + warps, ... of its block's share: with grid.y blocks per
+// (batch, head), block y starts at y * warps-per-block.
+#define FOR_EACH_ROW_OF_WARP(i)                                                                    \
+    for (int i = blockIdx.y * (blockDim.x / 32) + threadIdx.x / 32; i < S;                         \
+         i += gridDim.y * (blockDim.x / 32))
+
+template <typename T, bool ST>
 __global__ static void k_attn_fwd(void *out_v, float *probs, const void *qkv_v, const float *mask,
                                   ops_dropout drop, int S, int NH, int HD, float scale,
                                   int layout) {
@@ -49,53 +82,62 @@ __global__ static void k_attn_fwd(void *out_v, float *probs, const void *qkv_v, 
     const T *qkv = (const T *)qkv_v;
     T *out = (T *)out_v;
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, i = blockIdx.y * AW + warp;
-    if (i >= S) return;
-    float *sq = sm + (size_t)warp * (HD + S), *sp = sq + HD;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     qkv_at a = qkv_of(b, h, S, NH, HD, layout);
+    size_t staged = ST ? 2 * (size_t)S * (HD + 1) : 0;
+    rows_of<T, ST> K = {qkv, a.base, a.rs, a.k, sm, HD + 1};
+    rows_of<T, ST> Vm = {qkv, a.base, a.rs, a.v, sm + (size_t)S * (HD + 1), HD + 1};
+    if (ST) {
+        stage(sm, qkv, a.base, a.rs, a.k, S, HD);
+        stage(sm + (size_t)S * (HD + 1), qkv, a.base, a.rs, a.v, S, HD);
+        __syncthreads();
+    }
+    float *sq = sm + staged + (size_t)warp * (HD + S), *sp = sq + HD;
     bool on = drop.p > 0.0f;
     float inv_keep = 1.0f / (1.0f - drop.p);
-    uint64_t pbase = (uint64_t)bh * S * S + (uint64_t)i * S;
-    for (int t = lane; t < HD; t += 32)
-        sq[t] = ldA(qkv, a.base + (size_t)i * a.rs + a.q + t);
-    __syncwarp();
-    float mx = -INFINITY;
-    for (int j = lane; j < S; j += 32) {
-        const T *kj = qkv + a.base + (size_t)j * a.rs + a.k;
-        float dot = 0.0f;
-        for (int t = 0; t < HD; t++)
-            dot += sq[t] * ldA(kj, t);
-        float s = scale * dot;
-        if (mask) s += (1.0f - mask[(size_t)b * S + j]) * -10000.0f;
-        sp[j] = s;
-        mx = fmaxf(mx, s);
-    }
-    mx = warp_max(mx);
-    float sum = 0.0f;
-    for (int j = lane; j < S; j += 32) {
-        float e = ops_expf(sp[j] - mx);
-        sp[j] = e;
-        sum += e;
-    }
-    float inv = 1.0f / warp_sum(sum);
-    for (int j = lane; j < S; j += 32) {
-        float p = sp[j] * inv;
-        probs[pbase + j] = p;
-        sp[j] = dropped(drop, on, inv_keep, pbase + j, p);
-    }
-    __syncwarp();
     size_t H = (size_t)NH * HD;
-    for (int t = lane; t < HD; t += 32) {
-        float acc = 0.0f;
-        for (int j = 0; j < S; j++)
-            acc += sp[j] * ldA(qkv, a.base + (size_t)j * a.rs + a.v + t);
-        stA(out, ((size_t)b * S + i) * H + (size_t)h * HD + t, acc);
+    FOR_EACH_ROW_OF_WARP(i) {
+        uint64_t pbase = (uint64_t)bh * S * S + (uint64_t)i * S;
+        __syncwarp(); // the previous row's readers of sq and sp are done
+        for (int t = lane; t < HD; t += 32)
+            sq[t] = ldA(qkv, a.base + (size_t)i * a.rs + a.q + t);
+        __syncwarp();
+        float mx = -INFINITY;
+        for (int j = lane; j < S; j += 32) {
+            float dot = 0.0f;
+            for (int t = 0; t < HD; t++)
+                dot += sq[t] * K.at(j, t);
+            float s = scale * dot;
+            if (mask) s += (1.0f - mask[(size_t)b * S + j]) * -10000.0f;
+            sp[j] = s;
+            mx = fmaxf(mx, s);
+        }
+        mx = warp_max(mx);
+        float sum = 0.0f;
+        for (int j = lane; j < S; j += 32) {
+            float e = ops_expf(sp[j] - mx);
+            sp[j] = e;
+            sum += e;
+        }
+        float inv = 1.0f / warp_sum(sum);
+        for (int j = lane; j < S; j += 32) {
+            float p = sp[j] * inv;
+            probs[pbase + j] = p;
+            sp[j] = dropped(drop, on, inv_keep, pbase + j, p);
+        }
+        __syncwarp();
+        for (int t = lane; t < HD; t += 32) {
+            float acc = 0.0f;
+            for (int j = 0; j < S; j++)
+                acc += sp[j] * Vm.at(j, t);
+            stA(out, ((size_t)b * S + i) * H + (size_t)h * HD + t, acc);
+        }
     }
 }
 
 // Per query row i: dP_ij = dropout(dO_i . v_j), dot_i = sum_j P_ij dP_ij,
 // dS_ij = P_ij (dP_ij - dot_i), dQ_i = scale sum_j dS_ij k_j; dot_i is kept for the key pass.
-template <typename T>
+template <typename T, bool ST>
 __global__ static void k_attn_bwd_q(void *dqkv_v, float *dots, const void *dout_v,
                                     const void *qkv_v, const float *probs, ops_dropout drop, int S,
                                     int NH, int HD, float scale, int layout) {
@@ -103,43 +145,53 @@ __global__ static void k_attn_bwd_q(void *dqkv_v, float *dots, const void *dout_
     const T *qkv = (const T *)qkv_v, *dout = (const T *)dout_v;
     T *dqkv = (T *)dqkv_v;
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, i = blockIdx.y * AW + warp;
-    if (i >= S) return;
-    float *sdo = sm + (size_t)warp * (HD + S), *sd = sdo + HD;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     qkv_at a = qkv_of(b, h, S, NH, HD, layout);
-    size_t H = (size_t)NH * HD, orow = ((size_t)b * S + i) * H + (size_t)h * HD;
+    size_t staged = ST ? 2 * (size_t)S * (HD + 1) : 0;
+    rows_of<T, ST> K = {qkv, a.base, a.rs, a.k, sm, HD + 1};
+    rows_of<T, ST> Vm = {qkv, a.base, a.rs, a.v, sm + (size_t)S * (HD + 1), HD + 1};
+    if (ST) {
+        stage(sm, qkv, a.base, a.rs, a.k, S, HD);
+        stage(sm + (size_t)S * (HD + 1), qkv, a.base, a.rs, a.v, S, HD);
+        __syncthreads();
+    }
+    float *sdo = sm + staged + (size_t)warp * (HD + S), *sd = sdo + HD;
+    size_t H = (size_t)NH * HD;
     bool on = drop.p > 0.0f;
     float inv_keep = 1.0f / (1.0f - drop.p);
-    uint64_t pbase = (uint64_t)bh * S * S + (uint64_t)i * S;
-    for (int t = lane; t < HD; t += 32)
-        sdo[t] = ldA(dout, orow + t);
-    __syncwarp();
-    float dot = 0.0f;
-    for (int j = lane; j < S; j += 32) {
-        const T *vj = qkv + a.base + (size_t)j * a.rs + a.v;
-        float d = 0.0f;
-        for (int t = 0; t < HD; t++)
-            d += sdo[t] * ldA(vj, t);
-        d = dropped(drop, on, inv_keep, pbase + j, d);
-        sd[j] = d;
-        dot += probs[pbase + j] * d;
+    FOR_EACH_ROW_OF_WARP(i) {
+        size_t orow = ((size_t)b * S + i) * H + (size_t)h * HD;
+        uint64_t pbase = (uint64_t)bh * S * S + (uint64_t)i * S;
+        __syncwarp();
+        for (int t = lane; t < HD; t += 32)
+            sdo[t] = ldA(dout, orow + t);
+        __syncwarp();
+        float dot = 0.0f;
+        for (int j = lane; j < S; j += 32) {
+            float d = 0.0f;
+            for (int t = 0; t < HD; t++)
+                d += sdo[t] * Vm.at(j, t);
+            d = dropped(drop, on, inv_keep, pbase + j, d);
+            sd[j] = d;
+            dot += probs[pbase + j] * d;
+        }
+        dot = warp_sum(dot);
+        for (int j = lane; j < S; j += 32)
+            sd[j] = probs[pbase + j] * (sd[j] - dot);
+        __syncwarp();
+        for (int t = lane; t < HD; t += 32) {
+            float acc = 0.0f;
+            for (int j = 0; j < S; j++)
+                acc += sd[j] * K.at(j, t);
+            stA(dqkv, a.base + (size_t)i * a.rs + a.q + t, scale * acc);
+        }
+        if (lane == 0) dots[(size_t)bh * S + i] = dot;
     }
-    dot = warp_sum(dot);
-    for (int j = lane; j < S; j += 32)
-        sd[j] = probs[pbase + j] * (sd[j] - dot);
-    __syncwarp();
-    for (int t = lane; t < HD; t += 32) {
-        float acc = 0.0f;
-        for (int j = 0; j < S; j++)
-            acc += sd[j] * ldA(qkv, a.base + (size_t)j * a.rs + a.k + t);
-        stA(dqkv, a.base + (size_t)i * a.rs + a.q + t, scale * acc);
-    }
-    if (lane == 0) dots[(size_t)bh * S + i] = dot;
 }
 
 // Per key row j: dV_j = sum_i Pdrop_ij dO_i, dK_j = scale sum_i dS_ij q_i, with dP_ij recomputed
 // (the same dot product, in the same order, as the query pass).
-template <typename T>
+template <typename T, bool ST>
 __global__ static void k_attn_bwd_kv(void *dqkv_v, const float *dots, const void *dout_v,
                                      const void *qkv_v, const float *probs, ops_dropout drop, int S,
                                      int NH, int HD, float scale, int layout) {
@@ -147,49 +199,87 @@ __global__ static void k_attn_bwd_kv(void *dqkv_v, const float *dots, const void
     const T *qkv = (const T *)qkv_v, *dout = (const T *)dout_v;
     T *dqkv = (T *)dqkv_v;
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, j = blockIdx.y * AW + warp;
-    if (j >= S) return;
-    float *sv = sm + (size_t)warp * (HD + 2 * S), *cv = sv + HD, *ck = cv + S;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     qkv_at a = qkv_of(b, h, S, NH, HD, layout);
-    size_t H = (size_t)NH * HD;
+    size_t H = (size_t)NH * HD, obase = (size_t)b * S * H + (size_t)h * HD;
+    size_t staged = ST ? 2 * (size_t)S * (HD + 1) : 0;
+    rows_of<T, ST> DO = {dout, obase, H, 0, sm, HD + 1};
+    rows_of<T, ST> Q = {qkv, a.base, a.rs, a.q, sm + (size_t)S * (HD + 1), HD + 1};
+    if (ST) {
+        stage(sm, dout, obase, H, 0, S, HD);
+        stage(sm + (size_t)S * (HD + 1), qkv, a.base, a.rs, a.q, S, HD);
+        __syncthreads();
+    }
+    float *sv = sm + staged + (size_t)warp * (HD + 2 * S), *cv = sv + HD, *ck = cv + S;
     bool on = drop.p > 0.0f;
     float inv_keep = 1.0f / (1.0f - drop.p);
-    for (int t = lane; t < HD; t += 32)
-        sv[t] = ldA(qkv, a.base + (size_t)j * a.rs + a.v + t);
-    __syncwarp();
-    for (int i = lane; i < S; i += 32) {
-        uint64_t idx = (uint64_t)bh * S * S + (uint64_t)i * S + j;
-        const T *doi = dout + ((size_t)b * S + i) * H + (size_t)h * HD;
-        float d = 0.0f;
-        for (int t = 0; t < HD; t++)
-            d += ldA(doi, t) * sv[t];
-        float p = probs[idx];
-        d = dropped(drop, on, inv_keep, idx, d);
-        ck[i] = p * (d - dots[(size_t)bh * S + i]);
-        cv[i] = dropped(drop, on, inv_keep, idx, p);
-    }
-    __syncwarp();
-    for (int t = lane; t < HD; t += 32) {
-        float accv = 0.0f, acck = 0.0f;
-        for (int i = 0; i < S; i++) {
-            accv += cv[i] * ldA(dout, ((size_t)b * S + i) * H + (size_t)h * HD + t);
-            acck += ck[i] * ldA(qkv, a.base + (size_t)i * a.rs + a.q + t);
+    FOR_EACH_ROW_OF_WARP(j) {
+        __syncwarp();
+        for (int t = lane; t < HD; t += 32)
+            sv[t] = ldA(qkv, a.base + (size_t)j * a.rs + a.v + t);
+        __syncwarp();
+        for (int i = lane; i < S; i += 32) {
+            uint64_t idx = (uint64_t)bh * S * S + (uint64_t)i * S + j;
+            float d = 0.0f;
+            for (int t = 0; t < HD; t++)
+                d += DO.at(i, t) * sv[t];
+            float p = probs[idx];
+            d = dropped(drop, on, inv_keep, idx, d);
+            ck[i] = p * (d - dots[(size_t)bh * S + i]);
+            cv[i] = dropped(drop, on, inv_keep, idx, p);
         }
-        stA(dqkv, a.base + (size_t)j * a.rs + a.v + t, accv);
-        stA(dqkv, a.base + (size_t)j * a.rs + a.k + t, scale * acck);
+        __syncwarp();
+        for (int t = lane; t < HD; t += 32) {
+            float accv = 0.0f, acck = 0.0f;
+            for (int i = 0; i < S; i++) {
+                accv += cv[i] * DO.at(i, t);
+                acck += ck[i] * Q.at(i, t);
+            }
+            stA(dqkv, a.base + (size_t)j * a.rs + a.v + t, accv);
+            stA(dqkv, a.base + (size_t)j * a.rs + a.k + t, scale * acck);
+        }
     }
 }
 
-static size_t smem_bytes(const ops *o, int S, int HD, int rows_of_s) {
-    size_t b = (size_t)AW * (HD + (size_t)rows_of_s * S) * sizeof(float);
-    if (b > (size_t)ctx_of(o)->smem_optin)
-        CUDA_DIE("attention with S=%d and head width %d needs %zu bytes of shared memory per "
-                 "block; this GPU allows %d",
-                 S, HD, b, ctx_of(o)->smem_optin);
-    return b;
+// Shared memory of one block: the staged matrices (2 S (HD + 1) floats) when staged, plus per
+// warp the row scratch (HD + rows_of_s S floats).
+static size_t smem_bytes(int S, int HD, int rows_of_s, bool staged, int warps) {
+    size_t b = (size_t)warps * (HD + (size_t)rows_of_s * S);
+    if (staged) b += 2 * (size_t)S * (HD + 1);
+    return b * sizeof(float);
 }
 
-template <typename T>
+// The launch shape: staged with AWS warps per (batch, head) when the head's two matrices fit in
+// shared memory (S <= 128 at head width 64 on every supported card), else in place with AW warps
+// and one query row per warp.
+enum { AWS = 8 };
+typedef struct {
+    bool staged;
+    dim3 grid;
+    unsigned threads;
+    size_t smem;
+} attn_launch;
+
+static attn_launch plan_launch(const ops *o, int B, int S, int NH, int HD, int rows_of_s) {
+    attn_launch l;
+    int optin = ctx_of(o)->smem_optin;
+    l.smem = smem_bytes(S, HD, rows_of_s, true, AWS);
+    l.staged = l.smem <= (size_t)optin;
+    if (l.staged) {
+        l.grid = dim3((unsigned)(B * NH), 1);
+        l.threads = AWS * 32;
+    } else {
+        l.smem = smem_bytes(S, HD, rows_of_s, false, AW);
+        if (l.smem > (size_t)optin)
+            CUDA_DIE("attention with S=%d and head width %d needs %zu bytes of shared memory per "
+                     "block; this GPU allows %d",
+                     S, HD, l.smem, optin);
+        l.grid = dim3((unsigned)(B * NH), (unsigned)((S + AW - 1) / AW));
+        l.threads = AW * 32;
+    }
+    return l;
+}
+
 static void allow_smem(const void *fn, size_t bytes) {
     if (bytes > 48 * 1024)
         CK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
@@ -201,23 +291,33 @@ static ops_dropout drop_or_none(const ops_dropout *d) {
     return d ? *d : z;
 }
 
+// KERNEL<T, staged> for the row's element type and the plan
+#define LAUNCH_ATT(o, KERNEL, l, ...)                                                              \
+    do {                                                                                           \
+        cudaStream_t st_ = ctx_of(o)->stream;                                                      \
+        if (ctx_of(o)->bf16 && (l).staged) {                                                       \
+            allow_smem((const void *)KERNEL<bf16s, true>, (l).smem);                               \
+            KERNEL<bf16s, true><<<(l).grid, (l).threads, (l).smem, st_>>>(__VA_ARGS__);            \
+        } else if (ctx_of(o)->bf16) {                                                              \
+            allow_smem((const void *)KERNEL<bf16s, false>, (l).smem);                              \
+            KERNEL<bf16s, false><<<(l).grid, (l).threads, (l).smem, st_>>>(__VA_ARGS__);           \
+        } else if ((l).staged) {                                                                   \
+            allow_smem((const void *)KERNEL<float, true>, (l).smem);                               \
+            KERNEL<float, true><<<(l).grid, (l).threads, (l).smem, st_>>>(__VA_ARGS__);            \
+        } else {                                                                                   \
+            allow_smem((const void *)KERNEL<float, false>, (l).smem);                              \
+            KERNEL<float, false><<<(l).grid, (l).threads, (l).smem, st_>>>(__VA_ARGS__);           \
+        }                                                                                          \
+        CK_LAUNCH();                                                                               \
+    } while (0)
+
 static void cu_attention_fwd(const ops *o, float *out, float *probs, const float *qkv,
                              const float *mask, const ops_dropout *drop, int B, int S, int NH,
                              int HD, float scale, int layout) {
     if (B <= 0 || S <= 0) return;
-    size_t sm = smem_bytes(o, S, HD, 1);
-    dim3 grid((unsigned)(B * NH), (unsigned)((S + AW - 1) / AW));
+    attn_launch l = plan_launch(o, B, S, NH, HD, 1);
     ops_dropout d = drop_or_none(drop);
-    if (ctx_of(o)->bf16) {
-        allow_smem<bf16s>((const void *)k_attn_fwd<bf16s>, sm);
-        k_attn_fwd<bf16s><<<grid, AW * 32, sm, ctx_of(o)->stream>>>(out, probs, qkv, mask, d, S, NH,
-                                                                    HD, scale, layout);
-    } else {
-        allow_smem<float>((const void *)k_attn_fwd<float>, sm);
-        k_attn_fwd<float><<<grid, AW * 32, sm, ctx_of(o)->stream>>>(out, probs, qkv, mask, d, S, NH,
-                                                                    HD, scale, layout);
-    }
-    CK_LAUNCH();
+    LAUNCH_ATT(o, k_attn_fwd, l, out, probs, qkv, mask, d, S, NH, HD, scale, layout);
 }
 
 static void cu_attention_bwd(const ops *o, float *dqkv, const float *dout, const float *qkv,
@@ -225,28 +325,10 @@ static void cu_attention_bwd(const ops *o, float *dqkv, const float *dout, const
                              int HD, float scale, int layout) {
     if (B <= 0 || S <= 0) return;
     float *dots = (float *)ws_take(o, (size_t)B * NH * S * sizeof(float), "attention backward");
-    size_t sq = smem_bytes(o, S, HD, 1), skv = smem_bytes(o, S, HD, 2);
-    dim3 grid((unsigned)(B * NH), (unsigned)((S + AW - 1) / AW));
     ops_dropout d = drop_or_none(drop);
-    cudaStream_t st = ctx_of(o)->stream;
-    if (ctx_of(o)->bf16) {
-        allow_smem<bf16s>((const void *)k_attn_bwd_q<bf16s>, sq);
-        allow_smem<bf16s>((const void *)k_attn_bwd_kv<bf16s>, skv);
-        k_attn_bwd_q<bf16s>
-            <<<grid, AW * 32, sq, st>>>(dqkv, dots, dout, qkv, probs, d, S, NH, HD, scale, layout);
-        CK_LAUNCH();
-        k_attn_bwd_kv<bf16s>
-            <<<grid, AW * 32, skv, st>>>(dqkv, dots, dout, qkv, probs, d, S, NH, HD, scale, layout);
-    } else {
-        allow_smem<float>((const void *)k_attn_bwd_q<float>, sq);
-        allow_smem<float>((const void *)k_attn_bwd_kv<float>, skv);
-        k_attn_bwd_q<float>
-            <<<grid, AW * 32, sq, st>>>(dqkv, dots, dout, qkv, probs, d, S, NH, HD, scale, layout);
-        CK_LAUNCH();
-        k_attn_bwd_kv<float>
-            <<<grid, AW * 32, skv, st>>>(dqkv, dots, dout, qkv, probs, d, S, NH, HD, scale, layout);
-    }
-    CK_LAUNCH();
+    attn_launch lq = plan_launch(o, B, S, NH, HD, 1), lkv = plan_launch(o, B, S, NH, HD, 2);
+    LAUNCH_ATT(o, k_attn_bwd_q, lq, dqkv, dots, dout, qkv, probs, d, S, NH, HD, scale, layout);
+    LAUNCH_ATT(o, k_attn_bwd_kv, lkv, dqkv, dots, dout, qkv, probs, d, S, NH, HD, scale, layout);
 }
 
 void cuda_fill_attention(ops *t) {
