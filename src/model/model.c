@@ -373,16 +373,17 @@ double bert_grad_norm(const bert_model *m) {
 /* The arena is planned in bytes: activations (A) take the backend's act_bytes per element,
  * LayerNorm statistics, losses, masks and hits 4-byte floats (F), ids and labels int32 (I),
  * the attention state what the backend asks for. */
+enum { ARENA_MAX = 2048 }; /* tensors: about 12 per layer, so room for very deep models */
 typedef struct {
     size_t off; /* bytes */
-    float **slots[256];
-    size_t offs[256];
+    float **slots[ARENA_MAX];
+    size_t offs[ARENA_MAX];
     int n;
     size_t act; /* bytes per activation element */
 } arena_plan;
 
 static void plan_bytes(arena_plan *a, float **slot, size_t bytes) {
-    CORE_CHECK(a->n < 256, "arena plan overflow");
+    CORE_CHECK(a->n < ARENA_MAX, "activation arena plan: more than %d tensors", ARENA_MAX);
     a->slots[a->n] = slot;
     a->offs[a->n] = a->off;
     a->n++;
