@@ -3,8 +3,8 @@
 # -dev packages: it builds cram there in build-gpu/ (nvcc and the CUDA libraries of that machine,
 # the Debian libraries from .gpu-libs/, made here by scripts/gpu_prepare.sh), then
 #   scripts/gpu_check.sh [test]   every GPU test, then the other tests while time is left (~4 min)
-#   scripts/gpu_check.sh bench    each bench_gpu_* beside its PyTorch peer bench/gpu_*_peer.py
-#                                 (~5 min)
+#   scripts/gpu_check.sh bench    each bench_gpu_* beside its PyTorch peer bench/gpu_*_peer.py,
+#                                 then bench/loss_curves.sh while time is left (~5 min)
 # Results go to $OUT (default ./gpu-results): summary-<mode>.txt, info.txt, build.log and
 # <mode>-logs.txt (the programs' output), a handful of files. Exit status 0 when all is well.
 # CRAM_CHECK_S overrides the mode's time budget in seconds (the build included), CRAM_GPU_BUILD
@@ -126,7 +126,9 @@ if [ "$mode" = test ]; then
   done
 else
   # each GPU benchmark beside its PyTorch peer, both with their default sizes; the first RESULT
-  # line of each is compared
+  # line of each is compared. A peer may use what is left of the pair's share: it learns its
+  # limit from CRAM_PEER_TIME_LIMIT (gpu_train_peer.py skips the configurations that no longer
+  # fit, and stops one still compiling, 15 s before the hard limit)
   found=0
   for exe in "$bdir"/bench_gpu_*; do
     [ -x "$exe" ] || continue
@@ -142,13 +144,19 @@ else
     [ "$s" -gt 240 ] && s=240
     run_logged $((s / 2)) "${cram_env[@]}" "$exe" || fail=1
     c=$(awk '/^RESULT/ {print $3; exit}' "$last")
+    cx=$(awk '/^RESULT/ {$1 = $2 = $3 = ""; sub(/^ +/, ""); print; exit}' "$last")
     p=""
     if [ -f "$peer" ]; then
-      run_logged $((s / 2)) python3 "$peer" || fail=1
+      sp=$(left)
+      [ "$sp" -gt 240 ] && sp=240
+      [ "$sp" -lt 20 ] && sp=20
+      run_logged "$sp" env CRAM_PEER_TIME_LIMIT=$((sp - 15)) python3 "$peer" || fail=1
       p=$(awk '/^RESULT/ {print $3; exit}' "$last")
+      px=$(awk '/^RESULT/ {$1 = $2 = $3 = ""; sub(/^ +/, ""); print; exit}' "$last")
     fi
     if [ -n "$c" ] && [ -n "$p" ]; then
       note "bench $name: cram $c vs torch $p (ratio $(python3 -c "print(f'{$c/$p:.3f}')"))"
+      [ -n "$cx$px" ] && note "      cram: ${cx:--}; torch: ${px:--}"
     elif [ -n "$c" ]; then
       note "bench $name: cram $c (no PyTorch peer result)"
       fail=1
@@ -158,6 +166,20 @@ else
     fi
   done
   [ $found -eq 1 ] || { note "bench: no bench_gpu_* program was built"; fail=1; }
+
+  # the first microsteps' losses on CPU fp32, CUDA fp32 and CUDA bf16 side by side, in what is
+  # left of the budget (the CPU row stops where the time ends); it informs, it does not fail
+  s=$(left)
+  if [ "$s" -ge 40 ]; then
+    run_logged "$s" "${cram_env[@]}" TIME_S=$((s - 10)) THREADS=0 bench/loss_curves.sh
+    rc=$?
+    # the header, every 50th µstep and the notes under the table (the whole table is in the logs)
+    awk '/^µstep/ || /^# / || ($1 ~ /^[0-9]+$/ && ($1 == 1 || $1 % 50 == 0)) {
+      print "curves " $0 }' "$last" | sed 's/^curves # /curves /' | tee -a "$summary"
+    [ $rc -eq 0 ] || note "curves: loss_curves.sh exit $rc (see $mode-logs.txt)"
+  else
+    note "curves: not run ($s s left; bench/loss_curves.sh needs ~40 s or more)"
+  fi
 fi
 
 echo "---- summary ($mode, $((SECONDS + budget - deadline)) s)"
