@@ -64,9 +64,10 @@ note "build: ok in $((SECONDS - t0)) s"
 
 # cram's programs find the carried libraries by their RUNPATH; OpenBLAS (dlopened) and its
 # gfortran runtime by CRAM_OPENBLAS and LD_LIBRARY_PATH, set for them alone (not for PyTorch)
+# CRAM_REQUIRE_GPU=1: on this machine a test that finds no usable GPU fails instead of skipping
 cram_env=(env "LD_LIBRARY_PATH=$libs/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   "CRAM_OPENBLAS=$libs/lib/libopenblas.so.0" "CRAM_CONFIG_PATH=$PWD/configs"
-  "CRAM_BIN=$PWD/$bdir/cram")
+  "CRAM_BIN=$PWD/$bdir/cram" "CRAM_REQUIRE_GPU=1")
 
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
@@ -92,16 +93,26 @@ run_logged() { # seconds, command...
 if [ "$mode" = test ]; then
   # the GPU tests are those whose source mentions the GPU; the others follow as a sanity check
   # of the carried libraries while time is left
-  gpu_tests=$(grep -liE 'cuda|gpu' tests/test_*.c | xargs -n1 basename | sed 's/\.c$//')
+  # the GPU tests, the most telling first: the device, every op against the CPU rows, the model,
+  # the training loop; then any other test source that mentions the GPU
+  gpu_tests=$(
+    {
+      printf '%s\n' test_gpu test_ops test_model test_train
+      grep -liE 'cuda|gpu' tests/test_*.c | xargs -n1 basename | sed 's/\.c$//'
+    } | awk '!seen[$0]++'
+  )
   other_tests=""
   for f in tests/test_*.c; do
     name=$(basename "$f" .c)
     grep -qxF "$name" <<<"$gpu_tests" || other_tests="$other_tests $name"
   done
   [ -x "$bdir/test_gpu" ] || { note "test: no test programs were built (cmocka?)"; exit 1; }
+  # the command-line tests of pretraining and fine-tuning run on the GPU too (impl.device=auto
+  # picks it): the whole product, end to end, after the unit tests
+  gpu_tests="$gpu_tests cli_train cli_eval"
   for name in $gpu_tests $other_tests; do
     is_gpu=0
-    grep -qxF "$name" <<<"$gpu_tests" && is_gpu=1
+    grep -qxF "$name" <<<"$(tr ' ' '\n' <<<"$gpu_tests")" && is_gpu=1
     s=$(left)
     if [ "$s" -lt 10 ]; then
       note "test  $name: not run (time budget spent)"
@@ -110,7 +121,11 @@ if [ "$mode" = test ]; then
     fi
     [ "$s" -gt 180 ] && s=180
     t0=$SECONDS
-    run_logged "$s" "${cram_env[@]}" "$bdir/$name"
+    if [[ $name == cli_* ]]; then
+      run_logged "$s" "${cram_env[@]}" bash "tests/$name.sh" "$PWD/$bdir/cram"
+    else
+      run_logged "$s" "${cram_env[@]}" "$bdir/$name"
+    fi
     rc=$?
     case $rc in
       0) status=pass ;;
@@ -123,6 +138,8 @@ if [ "$mode" = test ]; then
       *) status="FAIL (rc=$rc)" && fail=1 ;;
     esac
     note "test  $name$([ $is_gpu -eq 1 ] && echo ' [gpu]'): $status ($((SECONDS - t0)) s)"
+    # each CUDA op's measured error against its CPU row, for docs/gpu-notes.md
+    [ "$name" = test_ops ] && grep '^# cuda/' "$last" >"$OUT/op-errors.txt"
   done
 else
   # each GPU benchmark beside its PyTorch peer, both with their default sizes; the first RESULT
