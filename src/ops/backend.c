@@ -105,6 +105,16 @@ const ops *backend_open(const backend_choice *c, int gpu, char *err, size_t errl
     snprintf(o->desc, sizeof o->desc,
              "%s, %s activations and weights, %d thread(s)%s, BLAS %.150s [%.250s]", o->name,
              o->precision, c->threads, sub, ops_cpu_blas_info(), c->why);
+    const char *guard = getenv("CRAM_GUARD_BACKEND");
+    if (guard && strcmp(guard, "1") == 0) {
+        /* a CPU test of the rule that callers touch backend memory only through the ops */
+        size_t l = strlen(o->desc);
+        snprintf(o->desc + l, sizeof o->desc - l,
+                 " (guarded: backend memory inaccessible outside ops)");
+        const ops *g = ops_guard_wrap(o); /* copies o */
+        free(o);
+        return g;
+    }
     return o;
 }
 

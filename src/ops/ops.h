@@ -217,6 +217,11 @@ struct ops {
  * backends may name these directly. Both load OpenBLAS on first use. */
 const ops *ops_cpu(void);      /* fp32 */
 const ops *ops_cpu_bf16(void); /* bf16 activations and working weights, fp32 accumulation */
+/* A table over `inner` (a CPU row) whose buffers the host cannot touch outside an op: they are
+ * PROT_NONE pages except while one of the table's functions runs, and an op handed a pointer
+ * that is not such a buffer stops. device_memory is true. `inner` is copied; free the result with
+ * free() (backend_close). CRAM_GUARD_BACKEND=1 makes backend_open return one (ops_guard.c). */
+const ops *ops_guard_wrap(const ops *inner);
 
 /* Load OpenBLAS (the OpenMP build when installed) with an OPENBLAS_CORETYPE chosen from the
  * CPU's features unless the environment already sets one. Safe to call more than once. */
