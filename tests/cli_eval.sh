@@ -291,6 +291,12 @@ grep -q "carries no cram_data_fnv1a64" "$tmp/pre_eval.out" && fail "pre_eval: th
 run bf16 0 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=stsb name=tinybf impl.precision=bf16
 has bf16 "Backend: cpu-bf16"
 has bf16 "Validation metric is pearson: "
-run cuda 2 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=rte name=tinycuda impl.device=cuda
-has cuda "impl.device=cuda: "
+if gpu_usable; then # fine-tuning and scoring on the GPU
+  run cudarun 0 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=rte name=tinycuda impl.device=cuda
+  has cudarun "Backend: cuda"
+  has cudarun "Validation metric is accuracy: "
+else
+  run cuda 2 eval "${common[@]}" eval.data_dir="$FIX/glue_tiny" eval/tasks=rte name=tinycuda impl.device=cuda
+  has cuda "impl.device=cuda: "
+fi
 finish

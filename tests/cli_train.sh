@@ -22,8 +22,16 @@ run help 0 pretrain --help
 has help "resume_run_after_preempt"
 run mbs 2 pretrain "${ARGS[@]}" name=mbs impl.microbatch_size=32 train.batch_size=16
 has mbs "MBS is 32, but BS is only 16."
-run cuda 2 pretrain "${ARGS[@]}" name=cuda impl.device=cuda
-has cuda "impl.device=cuda: " # with the reason no CUDA backend can run here
+if gpu_usable; then # the same tiny run on the GPU, in both precisions
+  run cudarun 0 pretrain "${ARGS[@]}" name=cuda impl.device=cuda impl.precision=fp32 train.steps=40
+  has cudarun "Backend: cuda, fp32"
+  has cudarun "Validation MLM loss"
+  run cudabf 0 pretrain "${ARGS[@]}" name=cudabf impl.device=cuda impl.precision=bf16 train.steps=40
+  has cudabf "Backend: cuda, bf16"
+else
+  run cuda 2 pretrain "${ARGS[@]}" name=cuda impl.device=cuda
+  has cuda "impl.device=cuda: " # with the reason no CUDA backend can run here
+fi
 run prec 2 pretrain "${ARGS[@]}" name=prec impl.precision=fp8
 has prec "impl.precision=fp8: expected auto, fp32 or bf16"
 # the backend is chosen in one place and the log says which and why

@@ -3,6 +3,7 @@
 #   run NAME WANT ARGS...   runs cram ARGS in $tmp; stdout/stderr kept in $tmp/NAME.{out,err};
 #                           a failure when the exit status is not WANT
 #   has NAME TEXT           a failure when TEXT is in neither output of run NAME
+#   gpu_usable              true when the binary sees a CUDA GPU
 #   fail MESSAGE            counts a failure
 #   finish                  prints the verdict and exits 0 or 1
 CRAM=${1:?usage: $0 path/to/cram}
@@ -33,6 +34,9 @@ run() {
 }
 
 has() { grep -q -- "$2" "$tmp/$1.out" "$tmp/$1.err" || fail "$1: no '$2' in the output"; }
+
+# true when this cram sees a CUDA GPU it can use ("cuda: runtime R, driver D, N device(s)", N > 0)
+gpu_usable() { "$CRAM" info 2>/dev/null | grep -Eq '^cuda: .* [1-9][0-9]* device\(s\)'; }
 
 finish() {
     if [ "$failures" -ne 0 ]; then
