@@ -12,6 +12,7 @@
 #include "ops/ops.h"
 #include "optim/adamw.h"
 #include "train/train.h"
+#include "train/train_report.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -888,6 +889,17 @@ int main(int argc, char **argv) {
         snprintf(peak_how, sizeof peak_how, "CRAM_PEAK_TFLOPS");
     } else if (!gpu) {
         peak_tflops = 0; /* a GPU's peak says nothing about a CPU */
+    } else {
+        /* the card's own dense peak for this precision when cram's table knows it */
+        gpu_info gi;
+        double t = 0;
+        if (gpu_query(&gi, err, sizeof err) == 0 && gi.count > 0)
+            t = train_gpu_peak_tflops(gi.name, gi.cc_major, gi.cc_minor, choice.bf16);
+        if (t > 0) {
+            peak_tflops = t;
+            snprintf(peak_how, sizeof peak_how, "the dense %s peak of the %.100s from cram's table",
+                     choice.bf16 ? "bf16" : "fp32", gi.name);
+        }
     }
     printf("# bench_gpu_train: %s, %d layers, hidden %d, %d heads, FFN %d, vocabulary %d, "
            "sequence %d, %.0f%% of rows decoded\n",
