@@ -815,6 +815,26 @@ static void test_bf16_conversions(void **state) {
         for (int i = 0; i < n; i++)
             assert_true(bits_of(y[i]) == 0);
         o->free(o, d), o->free(o, w), o->free(o, wa), o->free(o, e);
+        /* long transfers, back to back: a row that converts through a staging buffer in chunks
+         * (the CUDA bf16 row) must finish with each chunk before rewriting it */
+        size_t big = (size_t)5 << 19; /* 2.5 Mi elements */
+        float *h1 = malloc(big * sizeof(float)), *h2 = malloc(big * sizeof(float));
+        float *back = malloc(big * sizeof(float));
+        for (size_t i = 0; i < big; i++) {
+            h1[i] = (float)(i % 65521) * 0.37f + 0.1f;
+            h2[i] = -(float)(i % 65519) * 1.3f;
+        }
+        float *d1 = put(o, h1, big, KA), *d2 = put(o, h2, big, KA);
+        for (int k = 0; k < 2; k++) {
+            const float *h = k ? h2 : h1;
+            get(o, back, k ? d2 : d1, big, KA);
+            for (size_t i = 0; i < big; i++)
+                if (bits_of(back[i]) != bits_of(o->act_bytes == 2 ? ops_bf16_quantize(h[i]) : h[i]))
+                    fail_msg("%s/%s: element %zu of a long transfer is %.9g, want %.9g", o->name,
+                             o->precision, i, (double)back[i], (double)h[i]);
+        }
+        o->free(o, d1), o->free(o, d2);
+        free(h1), free(h2), free(back);
     }
 }
 
@@ -1008,6 +1028,31 @@ static void bf16_matmul(void) {
         snprintf(what, sizeof what, "matmul_bwd dinp==inp accum=%d dw", accum);
         expect(what, &dw, T_F, MC);
         tw_free(&x), tw_free(&w), tw_free(&dy), tw_free(&dw), tw_free(&dx);
+    }
+    /* Operands one element into their buffers: the model packs its parameters without padding,
+     * so a weight, its bias and its gradient may start at any element (a GPU row must not pick
+     * GEMM kernels, or read a bias, that assume wider alignment). Every buffer has one element
+     * more than its matrix; the first stays as set, on both rows. */
+    for (int accum = 0; accum < 2; accum++) {
+        twin x = tw_rand(MN * MC + 1, KA, 1.0f), w = tw_rand(MOC * MC + 1, KA, 0.5f);
+        twin b = tw_rand(MOC + 1, KA, 1.0f), y = tw_rand(MN * MOC + 1, KA, 2.0f);
+        twin dy = tw_rand(MN * MOC + 1, KA, 1.0f), dx = tw_rand(MN * MC + 1, KA, 1.0f);
+        twin dw = tw_rand(MOC * MC + 1, KF, 1.0f), db = tw_rand(MOC + 1, KF, 1.0f);
+#define AT1(t) ((float *)((char *)D(t) + ((t).kind == KA ? (size_t)o->act_bytes : sizeof(float))))
+        BOTH(o->matmul_fwd(o, AT1(y), AT1(x), AT1(w), AT1(b), MN, MC, MOC, accum));
+        BOTH(o->matmul_bwd(o, AT1(dx), AT1(dw), AT1(db), AT1(dy), AT1(x), AT1(w), MN, MC, MOC,
+                           accum));
+#undef AT1
+        snprintf(what, sizeof what, "matmul_fwd odd offsets accum=%d", accum);
+        expect(what, &y, T_SUM, 0);
+        snprintf(what, sizeof what, "matmul_bwd odd offsets accum=%d dinp", accum);
+        expect(what, &dx, T_SUM, 0);
+        snprintf(what, sizeof what, "matmul_bwd odd offsets accum=%d dw", accum);
+        expect(what, &dw, T_F, 0);
+        snprintf(what, sizeof what, "matmul_bwd odd offsets accum=%d dbias", accum);
+        expect(what, &db, T_F, 0);
+        tw_free(&x), tw_free(&w), tw_free(&b), tw_free(&y), tw_free(&dy), tw_free(&dx);
+        tw_free(&dw), tw_free(&db);
     }
 }
 

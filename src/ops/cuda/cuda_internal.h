@@ -37,6 +37,8 @@ void core_die_at(const char *file, int line, const char *fmt, ...)
 // region serves all). Its size is fixed when the backend opens; an op that would need more
 // stops the process with the sizes, before it launches anything.
 enum { CUDA_WS_BYTES = 96 << 20, CUDA_LT_WS_BYTES = 32 << 20 };
+// bf16 elements of the pinned buffer that upload_act and download_act convert through, in chunks
+enum { CUDA_STAGE_ELEMS = 1 << 20 };
 
 typedef struct gemm_plan gemm_plan;
 
@@ -47,12 +49,13 @@ typedef struct cuda_ctx {
     int smem_optin; // the most dynamic shared memory one block may ask for
     cudaStream_t stream;
     cublasLtHandle_t lt;
-    void *lt_ws;      // cuBLASLt workspace
-    char *ws;         // op scratch, CUDA_WS_BYTES
-    int *err;         // device flag: kernels set bits on bad input (see CUDA_ERR_*)
-    char *host_stage; // host staging for activation conversions (grow-only)
-    size_t host_stage_len;
-    gemm_plan *plans; // cuBLASLt descriptors and algorithms, one per GEMM shape
+    void *lt_ws;          // cuBLASLt workspace
+    char *ws;             // op scratch, CUDA_WS_BYTES
+    int *err;             // device flag: kernels set bits on bad input (see CUDA_ERR_*)
+    uint16_t *host_stage; // pinned host staging of the bf16 conversions, CUDA_STAGE_ELEMS
+    cudaEvent_t stage_ev; // recorded after each upload from host_stage
+    bool stage_busy;      // an upload from host_stage may still be reading it
+    gemm_plan *plans;     // cuBLASLt descriptors and algorithms, one per GEMM shape
     int nplans, cap_plans;
 } cuda_ctx;
 

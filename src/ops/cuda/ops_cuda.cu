@@ -107,7 +107,8 @@ static void cu_sync(const ops *o) {
     check_err(o);
 }
 static void cu_upload(const ops *o, void *dst, const void *src, size_t bytes) {
-    // from pageable memory the call returns once the source is staged, so the caller may reuse it
+    // from pageable memory the driver stages the source before the call returns (the behaviour
+    // every CUDA program that reuses its host buffers rests on), so the caller may reuse it
     if (bytes) CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx_of(o)->stream));
 }
 static void cu_download(const ops *o, void *dst, const void *src, size_t bytes) {
@@ -123,32 +124,43 @@ static void cu_copy(const ops *o, void *dst, const void *src, size_t bytes) {
         CK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_of(o)->stream));
 }
 
-static uint16_t *stage(cuda_ctx *c, size_t n) {
-    if (c->host_stage_len < n) {
-        free(c->host_stage);
-        c->host_stage = (char *)malloc(n * sizeof(uint16_t));
-        if (!c->host_stage) CUDA_DIE("out of host memory staging %zu activations", n);
-        c->host_stage_len = n;
+// The bf16 conversions go through a fixed pinned buffer, CUDA_STAGE_ELEMS elements at a time. An
+// upload from it is a true asynchronous copy that still reads it after cudaMemcpyAsync returns,
+// so before the host rewrites the buffer it waits for the event recorded after the last upload
+// from it; a download into it is waited for (cu_sync) before the host converts it.
+static uint16_t *stage(cuda_ctx *c) {
+    if (c->stage_busy) {
+        CK(cudaEventSynchronize(c->stage_ev));
+        c->stage_busy = false;
     }
-    return (uint16_t *)c->host_stage;
+    return c->host_stage;
 }
 
 static void cu_upload_act(const ops *o, float *dst, const float *src, size_t n) {
     cuda_ctx *c = ctx_of(o);
     if (!c->bf16) return cu_upload(o, dst, src, n * sizeof(float));
-    if (!n) return;
-    // the staging buffer is reused by the next call: wait for this copy to be staged
-    uint16_t *h = stage(c, n);
-    ops_bf16_round_n(h, src, n);
-    CK(cudaMemcpyAsync(dst, h, n * sizeof(uint16_t), cudaMemcpyHostToDevice, c->stream));
+    uint16_t *d = (uint16_t *)dst;
+    for (size_t i = 0; i < n; i += CUDA_STAGE_ELEMS) {
+        size_t len = n - i < (size_t)CUDA_STAGE_ELEMS ? n - i : (size_t)CUDA_STAGE_ELEMS;
+        uint16_t *h = stage(c);
+        ops_bf16_round_n(h, src + i, len);
+        CK(cudaMemcpyAsync(d + i, h, len * sizeof(uint16_t), cudaMemcpyHostToDevice, c->stream));
+        CK(cudaEventRecord(c->stage_ev, c->stream));
+        c->stage_busy = true;
+    }
 }
 static void cu_download_act(const ops *o, float *dst, const float *src, size_t n) {
     cuda_ctx *c = ctx_of(o);
     if (!c->bf16) return cu_download(o, dst, src, n * sizeof(float));
-    if (!n) return;
-    uint16_t *h = stage(c, n);
-    cu_download(o, h, src, n * sizeof(uint16_t));
-    ops_bf16_float_n(dst, h, n);
+    const uint16_t *s = (const uint16_t *)src;
+    for (size_t i = 0; i < n; i += CUDA_STAGE_ELEMS) {
+        size_t len = n - i < (size_t)CUDA_STAGE_ELEMS ? n - i : (size_t)CUDA_STAGE_ELEMS;
+        uint16_t *h = stage(c);
+        // into pinned memory the copy is asynchronous: the stream is waited for before reading
+        CK(cudaMemcpyAsync(h, s + i, len * sizeof(uint16_t), cudaMemcpyDeviceToHost, c->stream));
+        cu_sync(o);
+        ops_bf16_float_n(dst + i, h, len);
+    }
 }
 
 static size_t cu_attn_state_bytes(const ops *o, int B, int S, int NH, int HD) {
@@ -232,6 +244,8 @@ extern "C" const ops *ops_cuda_open(int dev, bool bf16, char *err, size_t errlen
     c->ws = (char *)dev_alloc(dev, CUDA_WS_BYTES, "the op scratch");
     c->err = (int *)dev_alloc(dev, sizeof(int), "the error flag");
     CK(cudaMemsetAsync(c->err, 0, sizeof(int), c->stream));
+    CK(cudaEventCreateWithFlags(&c->stage_ev, cudaEventDisableTiming));
+    CK(cudaMallocHost((void **)&c->host_stage, CUDA_STAGE_ELEMS * sizeof(uint16_t)));
     *t = cuda_proto();
     t->precision = bf16 ? "bf16" : "fp32";
     t->act_bytes = bf16 ? 2 : 4;
@@ -259,7 +273,8 @@ extern "C" void ops_cuda_close(const ops *o) {
     dev_free(c->err);
     cublasLtDestroy(c->lt);
     cudaStreamDestroy(c->stream);
-    free(c->host_stage);
+    cudaEventDestroy(c->stage_ev);
+    cudaFreeHost(c->host_stage);
     free(c);
     free((void *)o);
 }

@@ -77,15 +77,18 @@ static gemm_plan *plan_for(cuda_ctx *c, const gemm_key *k) {
         LT(cublasLtMatmulPreferenceSetAttribute(pref, al[i], &a, sizeof a));
     }
     cublasLtMatmulHeuristicResult_t res;
+    memset(&res, 0, sizeof res);
     int found = 0;
-    LT(cublasLtMatmulAlgoGetHeuristic(c->lt, g->desc, g->la, g->lb, g->lc, g->lc, pref, 1, &res,
-                                      &found));
+    // no algorithm may come back as CUBLAS_STATUS_NOT_SUPPORTED as well as found == 0
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(c->lt, g->desc, g->la, g->lb, g->lc, g->lc,
+                                                       pref, 1, &res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (found < 1)
+    if (st != CUBLAS_STATUS_SUCCESS || found < 1 || res.state != CUBLAS_STATUS_SUCCESS)
         CUDA_DIE("cuBLASLt has no algorithm for a %s GEMM m=%d n=%d k=%d (lda=%d ldb=%d ldc=%d, "
-                 "transposes %d%d, alignments %d/%d/%d bytes%s)",
+                 "transposes %d%d, alignments %d/%d/%d bytes%s, %s output): cuBLAS status %d/%d",
                  ab == CUDA_R_16BF ? "bf16" : "fp32", k->m, k->n, k->k, k->lda, k->ldb, k->ldc,
-                 k->ta, k->tb, k->align[0], k->align[1], k->align[2], k->bias ? ", bias" : "");
+                 k->ta, k->tb, k->align[0], k->align[1], k->align[2], k->bias ? ", bias" : "",
+                 ct == CUDA_R_16BF ? "bf16" : "fp32", (int)st, (int)res.state);
     g->algo = res.algo;
     c->nplans++;
     return g;
@@ -122,6 +125,15 @@ static void gemm(const ops *o, int ta, int tb, int m, int n, int k, const void *
 
 static void cu_matmul_fwd(const ops *o, float *out, const float *inp, const float *w,
                           const float *bias, int N, int C, int OC, int accum) {
+    // cuBLASLt's alignment preferences cover A, B, C and D but not the epilogue's bias, and its
+    // kernels may read the bias in 16-byte vectors: a bias that starts elsewhere (the model packs
+    // its parameters without padding) is read from an aligned copy in the scratch
+    if (bias && align_of(bias) < 16 && N > 0 && OC > 0) {
+        size_t nb = (size_t)OC * (size_t)o->act_bytes;
+        void *a = ws_take(o, nb, "an aligned copy of a bias");
+        CK(cudaMemcpyAsync(a, bias, nb, cudaMemcpyDeviceToDevice, ctx_of(o)->stream));
+        bias = (const float *)a;
+    }
     gemm(o, 1, 0, OC, N, C, w, C, inp, C, out, OC, false, accum ? 1.0f : 0.0f, bias);
 }
 

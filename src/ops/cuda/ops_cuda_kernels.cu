@@ -113,17 +113,19 @@ __global__ static void k_embed_pos(float *dwpe, const void *dout_v, int B, int S
     }
 }
 
-// token types: rows in chunks of 256, chunk sums per (type, column), then chunks in order
+// token types: rows in a fixed number of chunks (cs_chunks, so grid.y stays small), chunk sums
+// per (type, column), then the chunks in order
 template <typename T>
 __global__ static void k_embed_type_partial(float *part, const void *dout_v, const int32_t *types,
-                                            int N, int H, int NT, int *err) {
+                                            int N, int H, int NT, int chunks, int *err) {
     const T *dout = (const T *)dout_v;
     int h = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.y;
     if (h >= H) return;
     float *pc = part + (size_t)c * NT * H;
     for (int t = 0; t < NT; t++)
         pc[(size_t)t * H + h] = 0.0f;
-    for (int r = c * 256; r < min(N, c * 256 + 256); r++) {
+    int len = (N + chunks - 1) / chunks, i0 = c * len, i1 = min(N, i0 + len);
+    for (int r = i0; r < i1; r++) {
         int t = types ? types[r] : 0;
         if (t < 0 || t >= NT) {
             atomicOr(err, CUDA_ERR_ID);
@@ -203,11 +205,11 @@ static void cu_embed_bwd(const ops *o, float *dwte, float *dwpe, float *dpos_sca
         LAUNCH_A(o, k_embed_pos, grid_for(o, (size_t)S * H, 256), 256, 0, dwpe, dout, B, S, H);
     if (dtte) {
         if (NT <= 0) CUDA_DIE("embed_bwd: a type table's gradient without its row count");
-        int chunks = (N + 255) / 256;
+        int chunks = cs_chunks(N);
         float *part =
             (float *)ws_take(o, (size_t)chunks * NT * H * sizeof(float), "the token-type gradient");
         dim3 g1((H + 127) / 128, chunks);
-        LAUNCH_A(o, k_embed_type_partial, g1, 128, 0, part, dout, types, N, H, NT, c->err);
+        LAUNCH_A(o, k_embed_type_partial, g1, 128, 0, part, dout, types, N, H, NT, chunks, c->err);
         k_embed_type_final<<<grid_for(o, (size_t)NT * H, 256), 256, 0, c->stream>>>(dtte, part,
                                                                                     chunks, H, NT);
         CK_LAUNCH();
