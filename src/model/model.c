@@ -36,7 +36,12 @@ static int add_param(builder *b, const char *alias, int64_t d0, int64_t d1, bert
     p->shape[0] = d0;
     p->shape[1] = d1 > 0 ? d1 : 0;
     p->numel = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1);
+    /* every tensor starts on a 16-element boundary (64 bytes in fp32, 32 in bf16), so that GEMM
+     * libraries may use their vector loads on any weight or bias; the gaps hold zeros that no
+     * op reads, whose gradients stay zero and which AdamW leaves at zero */
+    m->numel = (m->numel + BERT_PARAM_ALIGN - 1) / BERT_PARAM_ALIGN * BERT_PARAM_ALIGN;
     p->offset = m->numel;
+    m->count += p->numel;
     p->init = init;
     p->decay = true;
     m->numel += p->numel;
@@ -267,7 +272,7 @@ void bert_free(bert_model *m) {
 }
 
 size_t bert_num_params(const bert_model *m) {
-    return m->numel;
+    return m->count;
 }
 
 int bert_find_param(const bert_model *m, const char *name) {
@@ -286,7 +291,7 @@ void bert_set_decay_keys(bert_model *m, char *const *keys, int nkeys) {
 
 void bert_log_summary(const bert_model *m) {
     char num[32], out[48];
-    snprintf(num, sizeof num, "%zu", m->numel);
+    snprintf(num, sizeof num, "%zu", m->count);
     int len = (int)strlen(num), j = 0;
     for (int i = 0; i < len; i++) {
         if (i > 0 && (len - i) % 3 == 0) out[j++] = ',';
@@ -297,7 +302,7 @@ void bert_log_summary(const bert_model *m) {
 }
 
 void bert_init_weights(bert_model *m, uint64_t seed) {
-    float *host = xmalloc(m->numel * sizeof(float));
+    float *host = xcalloc(m->numel, sizeof(float)); /* the gaps between tensors stay zero */
     for (int i = 0; i < m->nparams; i++) {
         const bert_param *p = &m->params[i];
         float *w = host + p->offset;

@@ -93,12 +93,17 @@ typedef struct bert_layer_acts {
     float *mid2;                /* post-LN: ln1 + ffn before LN2 */
 } bert_layer_acts;
 
+/* the element alignment of every tensor in the flat parameter buffer */
+#define BERT_PARAM_ALIGN 16
+
 typedef struct bert_model {
     bert_config cfg;
     const ops *ops;
     int nparams;
     bert_param *params;
-    size_t numel; /* parameters (the tied decoder counted once) */
+    size_t numel; /* floats of the flat parameter buffer: the tensors, each starting on a
+                   * BERT_PARAM_ALIGN boundary, and the zero gaps between them */
+    size_t count; /* parameters (the tied decoder counted once): bert_num_params */
     /* one backend buffer of 4*numel floats: params | grads | adam m | adam v (fp32) */
     float *mem, *w, *g, *m, *v;
     /* the working copy of the weights the kernels read, numel elements of act_bytes: the fp32
