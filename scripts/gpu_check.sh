@@ -5,18 +5,36 @@
 #   scripts/gpu_check.sh [test]   every GPU test, then the other tests while time is left (~4 min)
 #   scripts/gpu_check.sh bench    each bench_gpu_* beside its PyTorch peer bench/gpu_*_peer.py,
 #                                 then bench/loss_curves.sh while time is left (~5 min)
+#   scripts/gpu_check.sh pretrain the token store of the carried debian-english corpus, then a
+#                                 2-minute crammed-bert bert-o4 pretraining (budget=0.03) (~5 min)
+#   scripts/gpu_check.sh eval     cram eval of the carried half-precision all-MiniLM-L6-v2 on RTE
+#                                 and MRPC, in fp32 and then bf16 (~5 min)
+# What each mode carries (`run`'s carry list): scripts/gpu_carry.sh; test and bench need .gpu-blas
+# (the CPU rows), pretrain .gpu-data-pretrain and eval .gpu-data-eval (scripts/gpu_prepare_data.sh).
 # Results go to $OUT (default ./gpu-results): summary-<mode>.txt, info.txt, build.log and
 # <mode>-logs.txt (the programs' output), a handful of files. Exit status 0 when all is well.
 # CRAM_CHECK_S overrides the mode's time budget in seconds (the build included), CRAM_GPU_BUILD
-# the build folder (default build-gpu).
+# the build folder (default build-gpu). pretrain and eval: CRAM_CHECK_DEVICE=cpu runs their steps
+# on the CPU instead (a check of this script's plumbing on a machine without a GPU; its numbers
+# are the CPU's and the summary says so), CRAM_PRETRAIN_BUDGET (hours, default 0.03),
+# CRAM_PRETRAIN_EVERY (µsteps between the loss lines of the log and the summary, default 100) and
+# CRAM_PRETRAIN_ARGS / CRAM_EVAL_ARGS (more key=value overrides, split at spaces) change the runs,
+# CRAM_EVAL_PRECISIONS the eval runs (default "fp32 bf16").
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=scripts/gpu_carry.sh disable=SC1091
+. scripts/gpu_carry.sh
 mode=${1:-test}
+build_targets=() # empty: everything
 case "$mode" in
   test) budget=${CRAM_CHECK_S:-230} ;;
   bench) budget=${CRAM_CHECK_S:-290} ;;
+  pretrain | eval)
+    budget=${CRAM_CHECK_S:-290}
+    build_targets=(--target cram) # the program alone: the tests and benches would take minutes
+    ;;
   *)
-    echo "usage: scripts/gpu_check.sh [test|bench]" >&2
+    echo "usage: scripts/gpu_check.sh [test|bench|pretrain|eval]" >&2
     exit 2
     ;;
 esac
@@ -24,7 +42,7 @@ deadline=$((SECONDS + budget))
 left() { echo $((deadline - SECONDS)); }
 bdir=${CRAM_GPU_BUILD:-build-gpu}
 OUT=${OUT:-gpu-results}
-mkdir -p "$OUT"
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 summary="$OUT/summary-$mode.txt"
 logs="$OUT/$mode-logs.txt"
 : >"$summary"
@@ -32,10 +50,39 @@ logs="$OUT/$mode-logs.txt"
 note() { echo "$*" | tee -a "$summary"; }
 fail=0
 
+# ---- the carried folders: the mode's own, and .gpu-blas wherever it came along ----
+for f in $(gpu_carry_folders "$mode"); do
+  if [ ! -d "$f" ]; then
+    note "gpu_check: no $f/: run $(gpu_carry_prepare "$f") on the development machine, then carry $(gpu_carry_folders "$mode") (scripts/gpu_carry.sh $mode)"
+    exit 1
+  fi
+done
 libs="$PWD/.gpu-libs"
+blas="$PWD/.gpu-blas"
 if [ ! -f "$libs/lib/pkgconfig/yaml-0.1.pc" ]; then
-  note "gpu_check: no .gpu-libs/: run scripts/gpu_prepare.sh before, and carry .gpu-libs"
+  note "gpu_check: .gpu-libs/ is incomplete: run scripts/gpu_prepare.sh again and carry it"
   exit 1
+fi
+have_blas=0
+[ -e "$blas/lib/libopenblas.so.0" ] && have_blas=1
+if [ $have_blas -eq 0 ] && { [ "$mode" = test ] || [ "$mode" = bench ]; }; then
+  note "gpu_check: .gpu-blas/ holds no libopenblas.so.0: run scripts/gpu_prepare.sh again and carry it"
+  exit 1
+fi
+device=cuda
+if [ "$mode" = pretrain ] || [ "$mode" = eval ]; then
+  device=${CRAM_CHECK_DEVICE:-cuda}
+  case "$device" in
+    cuda) ;;
+    cpu)
+      note "gpu_check: CRAM_CHECK_DEVICE=cpu: the $mode steps run on the CPU, to check this script; no number below is a GPU's"
+      [ $have_blas -eq 1 ] || note "gpu_check: no .gpu-blas: the CPU rows need an OpenBLAS of this machine"
+      ;;
+    *)
+      note "gpu_check: CRAM_CHECK_DEVICE=$device: expected cuda or cpu"
+      exit 2
+      ;;
+  esac
 fi
 
 # ---- build: the carried Debian libraries first, CUDA from this machine ----
@@ -49,33 +96,48 @@ command -v pkg-config >/dev/null || extra+=("-DPKG_CONFIG_EXECUTABLE=$libs/tools
 # OpenMPI is not carried (see gpu_prepare.sh): one GPU, one rank, no MPI backend
 t0=$SECONDS
 { cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DCRAM_MPI=OFF "${extra[@]}" && cmake --build "$bdir" -j"$(nproc)"; } >"$OUT/build.log" 2>&1
+  -DCRAM_MPI=OFF "${extra[@]}" && cmake --build "$bdir" -j"$(nproc)" "${build_targets[@]}"; } \
+  >"$OUT/build.log" 2>&1
 rc=$?
 if [ $rc -ne 0 ]; then
   note "build: FAILED (rc=$rc), see build.log"
   tail -n 40 "$OUT/build.log"
   exit 1
 fi
-if ! grep -q "cram: CUDA backend ON" "$OUT/build.log"; then
+if ! grep -q "cram: CUDA backend ON" "$OUT/build.log" && [ "$device" = cuda ]; then
   note "build: FAILED, CMake found no CUDA compiler (see build.log)"
   exit 1
 fi
-note "build: ok in $((SECONDS - t0)) s"
+note "build: ok in $((SECONDS - t0)) s${build_targets[*]:+ (${build_targets[*]})}"
 
-# cram's programs find the carried libraries by their RUNPATH; OpenBLAS (dlopened) and its
-# gfortran runtime by CRAM_OPENBLAS and LD_LIBRARY_PATH, set for them alone (not for PyTorch)
+# cram's programs find the carried libraries by their RUNPATH; OpenBLAS (dlopened when a CPU
+# backend opens) and its gfortran runtime by CRAM_OPENBLAS and LD_LIBRARY_PATH, set for them
+# alone (not for PyTorch). Without .gpu-blas only CUDA work can run.
 # CRAM_REQUIRE_GPU=1: on this machine a test that finds no usable GPU fails instead of skipping
-cram_env=(env "LD_LIBRARY_PATH=$libs/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  "CRAM_OPENBLAS=$libs/lib/libopenblas.so.0" "CRAM_CONFIG_PATH=$PWD/configs"
-  "CRAM_BIN=$PWD/$bdir/cram" "CRAM_REQUIRE_GPU=1")
+ld_path="$libs/lib"
+cram_env=(env)
+if [ $have_blas -eq 1 ]; then
+  ld_path="$blas/lib:$ld_path"
+  cram_env+=("CRAM_OPENBLAS=$blas/lib/libopenblas.so.0")
+fi
+cram_env+=("LD_LIBRARY_PATH=$ld_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  "CRAM_CONFIG_PATH=$PWD/configs" "CRAM_BIN=$PWD/$bdir/cram")
+[ "$device" = cuda ] && cram_env+=("CRAM_REQUIRE_GPU=1")
 
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
   nvcc --version | tail -n 2
   cc --version | head -n 1
   "${cram_env[@]}" "$bdir/cram" info
+  echo "OpenBLAS: $([ $have_blas -eq 1 ] && echo "$blas/lib/libopenblas.so.0" || echo "not carried")"
 } >"$OUT/info.txt" 2>&1
 cat "$OUT/info.txt"
+# pretrain and eval on the GPU: stop here, before any data work, when cram sees no GPU
+if [ "$device" = cuda ] && { [ "$mode" = pretrain ] || [ "$mode" = eval ]; } &&
+  ! grep -q '^gpu 0:' "$OUT/info.txt"; then
+  note "$mode: no usable GPU ($(grep -m1 '^cuda:' "$OUT/info.txt" || echo 'cram info failed')); CRAM_CHECK_DEVICE=cpu runs the steps on the CPU"
+  exit 1
+fi
 
 # one program under a time limit: its output in $last and appended to the logs; returns its
 # exit status (124 or 137: out of time)
@@ -88,6 +150,20 @@ run_logged() { # seconds, command...
   rc=$?
   { echo "==== $* (limit ${s} s, rc=$rc)"; cat "$last"; } >>"$logs"
   return $rc
+}
+# the newest run folder <root>/<date>/<time> made after a stamp file, or nothing
+newest_since() { # stamp, root
+  find "$2" -mindepth 2 -maxdepth 2 -type d -newer "$1" -printf '%T@ %p\n' 2>/dev/null |
+    sort -n | tail -n 1 | cut -d' ' -f2-
+}
+# pretrain and eval run from a folder in the build folder, which holds their token store, run
+# folders and tables/: out of the carried folders, kept between calls on a warm machine, never
+# sent back whole (a full-size checkpoint is ~0.5 GB)
+runs="$(realpath -m "$bdir")/runs"
+cram_bin="$(realpath -m "$bdir")/cram"
+in_runs() { # seconds, command...: run_logged from $runs
+  mkdir -p "$runs"
+  (cd "$runs" && run_logged "$@")
 }
 
 if [ "$mode" = test ]; then
@@ -141,7 +217,7 @@ if [ "$mode" = test ]; then
     # each CUDA op's measured error against its CPU row, for docs/gpu-notes.md
     [ "$name" = test_ops ] && grep '^# cuda/' "$last" >"$OUT/op-errors.txt"
   done
-else
+elif [ "$mode" = bench ]; then
   # each GPU benchmark beside its PyTorch peer, both with their default sizes; the first RESULT
   # line of each is compared. A peer may use what is left of the pair's share: it learns its
   # limit from CRAM_PEER_TIME_LIMIT (gpu_train_peer.py skips the configurations that no longer
@@ -197,6 +273,98 @@ else
   else
     note "curves: not run ($s s left; bench/loss_curves.sh needs ~40 s or more)"
   fi
+elif [ "$mode" = pretrain ]; then
+  # 1. the tokenizer and token store, read from the carried .zst files as they are (cram
+  # decompresses *.zst while reading); the store goes to $runs/data (impl.path)
+  corpus="$PWD/.gpu-data-pretrain/debian-english"
+  pbudget=${CRAM_PRETRAIN_BUDGET:-0.03}
+  every=${CRAM_PRETRAIN_EVERY:-100} # µsteps between the loss lines (impl.print_loss_every_nth_step)
+  data_args=(data=debian-english "data.sources.debian_english.path=$corpus")
+  t0=$SECONDS
+  in_runs "$(left)" "${cram_env[@]}" "$cram_bin" data "${data_args[@]}"
+  rc=$?
+  if [ $rc -ne 0 ]; then
+    note "data: FAILED (rc=$rc) after $((SECONDS - t0)) s: $(tail -n 3 "$last" | tr '\n' ' ')"
+    exit 1
+  fi
+  note "data: token store ready in $((SECONDS - t0)) s"
+  grep -iE '^(train|valid|tokens|rows|vocab|store)' "$last" | head -n 8 | sed 's/^/data: /' |
+    tee -a "$summary"
+  # 2. the pretraining run. The recipe's schedules follow the budget, so it is not shortened to
+  # fit what is left; a run the time limit stops still leaves its metrics (flushed at each print)
+  s=$(left)
+  need=$(awk -v b="$pbudget" 'BEGIN {printf "%d", b * 3600 + 45}')
+  [ "$s" -lt "$need" ] &&
+    note "pretrain: $s s left for a run that needs about $need s: it may be cut short (CRAM_CHECK_S raises the limit)"
+  [ "$s" -lt 20 ] && s=20
+  stamp="$runs/.started-$$"
+  touch "$stamp"
+  t0=$SECONDS
+  # shellcheck disable=SC2086 # CRAM_PRETRAIN_ARGS is a list of overrides
+  in_runs "$s" "${cram_env[@]}" "$cram_bin" pretrain name=gpu arch=crammed-bert train=bert-o4 \
+    "${data_args[@]}" budget="$pbudget" impl.device="$device" impl.print_loss_every_nth_step="$every" \
+    ${CRAM_PRETRAIN_ARGS:-}
+  rc=$?
+  case $rc in
+    0) status=ok ;;
+    124 | 137) status="stopped by the time limit" && fail=1 ;;
+    *) status="FAILED (rc=$rc): $(grep -m1 -iE 'error|cannot' "$last")" && fail=1 ;;
+  esac
+  note "pretrain: $status after $((SECONDS - t0)) s on $device (budget=$pbudget h)"
+  rundir=$(newest_since "$stamp" "$runs/outputs/gpu/pretrain")
+  rm -f "$stamp"
+  if [ -n "$rundir" ]; then
+    python3 scripts/gpu_summary.py pretrain "$rundir" --every "$every" | tee -a "$summary" || fail=1
+    # the run folder's small files come back (the checkpoint stays)
+    mkdir -p "$OUT/pretrain-run"
+    for f in "$rundir"/*; do
+      case "$f" in *.log | *.jsonl | *.yaml | *.png) cp "$f" "$OUT/pretrain-run/" ;; esac
+    done
+  else
+    note "pretrain: no run folder was made (see $mode-logs.txt)"
+    fail=1
+  fi
+else
+  # cram eval of the carried half-precision MiniLM on RTE and MRPC (the GLUE_sane recipe: 5
+  # epochs, batch 16, lr 4e-5; seed 1), once per precision: fp32 is the row docs/gpu-notes.md
+  # compares with the CPU's, bf16 what a GPU run uses by default
+  model=$(find "$PWD/.gpu-data-eval" -mindepth 1 -maxdepth 1 -type d -name 'all-MiniLM-L6-v2-*' |
+    sort | head -n 1)
+  glue="$PWD/.gpu-data-eval/glue"
+  if [ -z "$model" ] || [ ! -d "$glue/RTE" ] || [ ! -d "$glue/MRPC" ]; then
+    note "eval: .gpu-data-eval lacks the checkpoint or glue/RTE, glue/MRPC: run $(gpu_carry_prepare .gpu-data-eval) again"
+    exit 1
+  fi
+  for prec in ${CRAM_EVAL_PRECISIONS:-fp32 bf16}; do
+    s=$(left)
+    if [ "$s" -lt 30 ]; then
+      note "eval $prec: not run (time budget spent)"
+      fail=1
+      continue
+    fi
+    name="minilm-$prec"
+    stamp="$runs/.started-$$"
+    mkdir -p "$runs" && touch "$stamp"
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086 # CRAM_EVAL_ARGS is a list of overrides
+    in_runs "$s" "${cram_env[@]}" "$cram_bin" eval 'eval/tasks=[rte,mrpc]' \
+      "eval.checkpoint=hf:$model" "eval.data_dir=$glue" impl.device="$device" \
+      impl.precision="$prec" seed=1 name="$name" ${CRAM_EVAL_ARGS:-}
+    rc=$?
+    wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+    [ $rc -eq 0 ] || fail=1
+    note "eval $prec: exit $rc, wall $wall s on $device ($(basename "$model"), RTE and MRPC)"
+    [ $rc -eq 0 ] || note "eval $prec: $(grep -m1 -iE 'error|cannot' "$last")"
+    rundir=$(newest_since "$stamp" "$runs/outputs/$name/downstream")
+    rm -f "$stamp"
+    if [ -n "$rundir" ]; then
+      python3 scripts/gpu_summary.py eval "$rundir" | sed "s/^eval:/eval $prec:/" | tee -a "$summary"
+      mkdir -p "$OUT/eval-$prec"
+      for f in "$rundir"/*; do
+        case "$f" in *.log | *.yaml) cp "$f" "$OUT/eval-$prec/" ;; esac
+      done
+    fi
+  done
 fi
 
 echo "---- summary ($mode, $((SECONDS + budget - deadline)) s)"

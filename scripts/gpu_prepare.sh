@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Gathers, here, the small Debian libraries that cram needs and a GPU machine lacks, so that
 # scripts/gpu_check.sh can build cram there with that machine's own nvcc and CUDA libraries:
-#   scripts/gpu_prepare.sh [--no-check]   -> .gpu-libs/ (git-ignored; carry it to the GPU machine)
-# .gpu-libs/ holds
+#   scripts/gpu_prepare.sh [--no-check]   -> .gpu-libs/ and .gpu-blas/ (git-ignored; carry them)
+# .gpu-libs/ (about 2 MiB; every gpu_check.sh mode carries it) holds
 #   lib/              libyaml, libcjson, libutf8proc, libzstd, libcmocka (with their soname and
-#                     link-time .so names), OpenBLAS (the OpenMP build, which cram dlopens: see
-#                     src/ops/cpu/ops_cpu_blas.c) and the gfortran/quadmath runtimes it needs
+#                     link-time .so names)
 #   lib/pkgconfig/    a .pc file per module, relocatable (prefix=${pcfiledir}/../..)
 #   include/          the headers of those -dev packages
 #   tools/pkg-config  a pkg-config for a machine that has none (pkgconf and its library)
+# .gpu-blas/ (about 38 MiB; only the modes that run CPU rows carry it: test, bench) holds
+#   lib/              OpenBLAS (the OpenMP build, which cram dlopens when a CPU backend opens: see
+#                     src/ops/cpu/ops_cpu_blas.c) and the gfortran/quadmath runtimes it needs
+# cram builds without OpenBLAS and runs CUDA-only work (pretrain and eval with impl.device=cuda,
+# cram info, cram data) without it; scripts/gpu_carry.sh lists what each mode carries.
 # Nothing from the CUDA toolkit travels (the GPU machine links its own), nor glibc, nor the
 # compiler's runtimes (libgcc_s, libstdc++, libgomp: the compiler there links its own, and an
 # older libgomp ahead of it could lack symbols its code needs). OpenMPI is not carried: with its
 # plugins and help files it would add ~15 MB and needs mpirun to be of use, so the GPU machine
 # builds with CRAM_MPI=OFF (one GPU, one rank).
-# Unless --no-check, the folder is then checked: a CPU-only configure and build of cram and
-# test_config that may use nothing but the carried libraries (PKG_CONFIG_LIBDIR), in a scratch
-# build-gpucheck/ that is deleted afterwards.
+# Unless --no-check, the folders are then checked: a CPU-only configure and build of cram and
+# test_config that may use nothing but .gpu-libs (PKG_CONFIG_LIBDIR), `cram info` and `cram data`
+# run without loading any OpenBLAS, and the OpenBLAS of .gpu-blas loads with its carried runtimes;
+# all in a scratch build folder that is deleted afterwards (CRAM_PREPARE_BUILD, default
+# build-gpucheck/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 check=1
@@ -29,7 +35,10 @@ case "${1:-}" in
     ;;
 esac
 libs="$PWD/.gpu-libs"
-limit_kib=$((50 * 1024)) # carried at most with the working tree: 64 MiB in all
+blas="$PWD/.gpu-blas"
+# each folder's own ceiling; what a mode carries in all is checked by scripts/gpu_carry.sh
+libs_limit_mib=12
+blas_limit_mib=45
 modules="yaml-0.1 libcjson libutf8proc libzstd cmocka"
 openblas=/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0 # the first path cram tries
 
@@ -55,24 +64,26 @@ never_carried() {
   return 1
 }
 
-# copy a library file (following links) under its real name, with a link of its soname
-carry_lib() { # path [link-time name]
-  local real base soname
-  real=$(readlink -f "$1")
+# copy a library file (following links) into a lib folder under its real name, with a link of
+# its soname; what it needs in turn goes to the same folder
+carry_lib() { # lib folder, path [link-time name]
+  local dir=$1 real base soname
+  real=$(readlink -f "$2")
   base=$(basename "$real")
   never_carried "$base" && die "refusing to carry $base"
-  [ -e "$libs/lib/$base" ] || cp "$real" "$libs/lib/$base"
+  [ -e "$dir/$base" ] || cp "$real" "$dir/$base"
   soname=$(objdump -p "$real" | awk '$1 == "SONAME" {print $2}')
-  [ -n "$soname" ] && [ "$soname" != "$base" ] && ln -sfn "$base" "$libs/lib/$soname"
-  [ -n "${2:-}" ] && [ "$2" != "$base" ] && ln -sfn "$base" "$libs/lib/$2"
-  # what it needs in turn, unless glibc, the compiler's runtime or already there
+  [ -n "$soname" ] && [ "$soname" != "$base" ] && ln -sfn "$base" "$dir/$soname"
+  [ -n "${3:-}" ] && [ "$3" != "$base" ] && ln -sfn "$base" "$dir/$3"
+  # unless glibc, the compiler's runtime or already in one of the carried folders
   ldd "$real" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | while read -r name path; do
-    never_carried "$name" || [ -e "$libs/lib/$name" ] || carry_lib "$path"
+    never_carried "$name" || [ -e "$libs/lib/$name" ] || [ -e "$dir/$name" ] ||
+      carry_lib "$dir" "$path"
   done
 }
 
-rm -rf "$libs"
-mkdir -p "$libs/lib/pkgconfig" "$libs/include" "$libs/tools"
+rm -rf "$libs" "$blas"
+mkdir -p "$libs/lib/pkgconfig" "$libs/include" "$libs/tools" "$blas/lib"
 export PKG_CONFIG_ALLOW_SYSTEM_CFLAGS=1 PKG_CONFIG_ALLOW_SYSTEM_LIBS=1
 for mod in $modules; do
   pkg-config --exists "$mod" || die "pkg-config module $mod not found (scripts/install-deps.sh)"
@@ -87,7 +98,7 @@ for mod in $modules; do
     done
     [ -n "$so" ] || so=$(cc -print-file-name="lib$name.so")
     [ -e "$so" ] || die "$mod: lib$name.so not found"
-    carry_lib "$so" "lib$name.so"
+    carry_lib "$libs/lib" "$so" "lib$name.so"
     lflags="$lflags $l"
   done
   # its headers: every file its -dev package installs under /usr/include
@@ -122,9 +133,9 @@ Cflags:$cflags
 EOF
 done
 
-# OpenBLAS: cram dlopens it (gpu_check.sh points CRAM_OPENBLAS here); its gfortran and quadmath
-# runtimes come along, libgomp is the compiler's own on the GPU machine
-carry_lib "$openblas" libopenblas.so.0
+# OpenBLAS, in its own folder: cram dlopens it (gpu_check.sh points CRAM_OPENBLAS there); its
+# gfortran and quadmath runtimes come along, libgomp is the compiler's own on the GPU machine
+carry_lib "$blas/lib" "$openblas" libopenblas.so.0
 
 # a pkg-config for a GPU machine without one: pkgconf, its library, and a wrapper that finds both
 pkgconf_bin=$(readlink -f "$(command -v pkgconf || command -v pkg-config)")
@@ -140,26 +151,48 @@ LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$d/pkgconf" "$@"
 EOF
 chmod +x "$libs/tools/pkg-config"
 
-# nothing of CUDA or glibc may have slipped in, and the whole must stay small
-for f in "$libs"/lib/* "$libs"/tools/*; do
+# nothing of CUDA or glibc may have slipped in, no OpenBLAS into .gpu-libs, and each folder and
+# each mode's carry must stay small
+for f in "$libs"/lib/* "$libs"/tools/* "$blas"/lib/*; do
   [ -d "$f" ] && continue
   ! never_carried "$(basename "$f")" || die "$(basename "$f") must not be carried"
 done
-kib=$(du -sk "$libs" | cut -f1)
-if [ "$kib" -gt "$limit_kib" ]; then
-  rm -rf "$libs"
-  die ".gpu-libs would be $((kib / 1024)) MiB, over the $((limit_kib / 1024)) MiB limit (it travels with the source, 64 MiB in all): removed"
+! compgen -G "$libs/lib/libopenblas*" >/dev/null || die "OpenBLAS ended up in .gpu-libs"
+# shellcheck source=scripts/gpu_carry.sh disable=SC1091
+. scripts/gpu_carry.sh
+size_guard() { # folder, limit in MiB
+  local b
+  b=$(gpu_carry_bytes "$1")
+  if [ "$b" -gt $(($2 * 1024 * 1024)) ]; then
+    rm -rf "$libs" "$blas"
+    die "$(basename "$1") would be $(gpu_carry_mib "$b") MiB, over its $2 MiB limit: both folders removed"
+  fi
+  echo "gpu_prepare: $(basename "$1") is $(gpu_carry_mib "$b") MiB:"
+  (cd "$1" && find . -mindepth 2 -maxdepth 2 -type f ! -path './include/*' -printf '  %P (%s bytes)\n' | sort)
+}
+size_guard "$libs" "$libs_limit_mib"
+size_guard "$blas" "$blas_limit_mib"
+# test and bench carry these two folders alone; pretrain and eval carry .gpu-libs with a data
+# folder that may not be made yet (then it counts as empty and the line says it is missing)
+rc=0
+gpu_carry_report test || rc=$?
+if [ $rc -eq 2 ]; then
+  rm -rf "$libs" "$blas"
+  die "the test and bench modes would not fit a carry: .gpu-libs and .gpu-blas removed"
 fi
-echo "gpu_prepare: .gpu-libs is $((kib / 1024)) MiB:"
-(cd "$libs" && find lib tools -maxdepth 1 -type f -printf '  %p (%s bytes)\n' | sort)
+for m in pretrain eval; do
+  rc=0
+  gpu_carry_report "$m" || rc=$?
+  [ $rc -ne 2 ] || die "the $m mode would not fit a carry with this .gpu-libs and its data folder"
+done
 
 [ $check -eq 1 ] || exit 0
 
 # ---- check: configure and build against the carried folder alone (CPU part only) ----
-scratch=build-gpucheck
+scratch=$(realpath -m "${CRAM_PREPARE_BUILD:-build-gpucheck}")
 rm -rf "$scratch"
 trap 'rm -rf "$scratch"' EXIT
-echo "gpu_prepare: checking .gpu-libs with a CPU build in $scratch (deleted afterwards)"
+echo "gpu_prepare: checking the folders with a CPU build in $scratch (deleted afterwards)"
 mkdir -p "$scratch"
 PKG_CONFIG_LIBDIR="$libs/lib/pkgconfig" PKG_CONFIG_PATH="" \
   cmake -S . -B "$scratch" -DCMAKE_BUILD_TYPE=Release -DCRAM_CUDA=OFF -DCRAM_MPI=OFF \
@@ -202,13 +235,9 @@ for exe in "$scratch/cram" "$scratch/test_config"; do
     case "$(realpath -m "$where")" in "$libs"/lib/*) ;; *) die "$exe loads $l from $where" ;; esac
   done
 done
-# the carried OpenBLAS finds its runtimes in the carried folder and loads the way cram loads it
-# (dlopen of $CRAM_OPENBLAS, RTLD_NOW)
-for l in libgfortran libquadmath; do
-  where=$(LD_LIBRARY_PATH="$libs/lib" ldd "$libs/lib/libopenblas.so.0" |
-    awk -v l="$l" 'index($1, l) == 1 {print $3}')
-  case "$(realpath -m "$where")" in "$libs"/lib/*) ;; *) die "OpenBLAS loads $l from '$where'" ;; esac
-done
+# CUDA-only work needs no OpenBLAS: `cram info` and a small `cram data` build open none. The
+# dynamic loader's own record of the files it opens (LD_DEBUG=files) is the witness; the OpenBLAS
+# check below runs under it too, so a record that would miss a load fails there
 cat >"$scratch/blas_load.c" <<'EOF'
 #include <dlfcn.h>
 #include <stdio.h>
@@ -222,10 +251,34 @@ int main(int argc, char **argv) {
 }
 EOF
 cc -o "$scratch/blas_load" "$scratch/blas_load.c" -ldl || die "cannot build the OpenBLAS check"
-core=$(LD_LIBRARY_PATH="$libs/lib" "$scratch/blas_load" "$libs/lib/libopenblas.so.0") ||
-  die "the carried OpenBLAS does not load"
-echo "  OpenBLAS: loads, $core kernels"
+mkdir -p "$scratch/ld" "$scratch/run"
+no_blas=(env -u CRAM_OPENBLAS "LD_LIBRARY_PATH=$libs/lib" "CRAM_CONFIG_PATH=$PWD/configs"
+  LD_DEBUG=files)
+"${no_blas[@]}" LD_DEBUG_OUTPUT="$scratch/ld/info" "$scratch/cram" info >"$scratch/info.log" 2>&1 ||
+  { cat "$scratch/info.log"; die "cram info failed with .gpu-libs alone"; }
+corpus="$PWD/tests/fixtures/tok/corpus.txt.zst"
+(cd "$scratch/run" && "${no_blas[@]}" LD_DEBUG_OUTPUT="$scratch/ld/data" "$scratch/cram" data \
+  data=kjv data.vocab_size=2000 data.validation_seqs=64 "data.sources.kjv.path=$corpus" \
+  impl.path="$scratch/run/data" >"$scratch/data.log" 2>&1) ||
+  { tail -n 20 "$scratch/data.log"; die "cram data failed with .gpu-libs alone"; }
+if cat "$scratch"/ld/info.* "$scratch"/ld/data.* | grep -q 'file=.*openblas'; then
+  die "cram info or cram data opened an OpenBLAS"
+fi
+echo "  cram info, cram data: run with .gpu-libs alone and open no OpenBLAS"
+
+# the OpenBLAS of .gpu-blas finds its runtimes in that folder and loads the way cram loads it
+# (dlopen of $CRAM_OPENBLAS, RTLD_NOW)
+for l in libgfortran libquadmath; do
+  where=$(LD_LIBRARY_PATH="$blas/lib" ldd "$blas/lib/libopenblas.so.0" |
+    awk -v l="$l" 'index($1, l) == 1 {print $3}')
+  case "$(realpath -m "$where")" in "$blas"/lib/*) ;; *) die "OpenBLAS loads $l from '$where'" ;; esac
+done
+core=$(LD_LIBRARY_PATH="$blas/lib" LD_DEBUG=files LD_DEBUG_OUTPUT="$scratch/ld/blas" \
+  "$scratch/blas_load" "$blas/lib/libopenblas.so.0") || die "the carried OpenBLAS does not load"
+grep -q 'file=.*openblas' "$scratch"/ld/blas.* ||
+  die "LD_DEBUG=files recorded no OpenBLAS load: the check of cram info and cram data proves nothing"
+echo "  OpenBLAS (.gpu-blas): loads, $core kernels"
 # the tests pass with the carried libraries first
-CRAM_OPENBLAS="$libs/lib/libopenblas.so.0" LD_LIBRARY_PATH="$libs/lib" \
+CRAM_OPENBLAS="$blas/lib/libopenblas.so.0" LD_LIBRARY_PATH="$blas/lib:$libs/lib" \
   CRAM_CONFIG_PATH="$PWD/configs" "$scratch/test_config" >/dev/null 2>&1 || die "test_config failed"
-echo "gpu_prepare: check passed (headers, link, RUNPATH, OpenBLAS, test_config from .gpu-libs)"
+echo "gpu_prepare: check passed (headers, link, RUNPATH and test_config from .gpu-libs; cram info and cram data without OpenBLAS; OpenBLAS from .gpu-blas)"
