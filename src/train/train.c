@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -555,6 +556,141 @@ typedef struct run {
     struct sigaction old_int, old_term; /* ... in place of these */
 } run;
 
+/* ---- the replay dump: a benchmark hook, not a feature of the product.
+ * CRAM_DUMP_BATCHES=<dir> (CRAM_DUMP_STEPS=<n>, default 300) makes a single-process run write
+ * <dir>/init.safetensors (the weights before the first µstep, under the checkpoint's names) and
+ * <dir>/batches.bin: the first n microbatches as the model saw them, with the lr and gradient
+ * scale each used and cram's loss, so that bench/pretrain_peer.py can train a PyTorch model on
+ * exactly the same steps and compare the losses. batches.bin is written under a temporary name
+ * and renamed once complete. Little endian; its layout (version 1):
+ *   header: "CRAMRPL\0", u32 version, u32 record count, i32 L, H, NH, I, V, max_pos, pad_id,
+ *           glu, final_norm, train_mode, coupled (Adam instead of AdamW), u32 nparams;
+ *           f64 norm eps, sparse_pred, clip (0: none), beta1, beta2, adam eps, weight_decay;
+ *           then per parameter: u32 name length, the name, u32 decay (1: weight decay applies)
+ *   record: i64 µstep, i32 rows, i32 seq, i32 input_ids[rows*seq], i32 labels[rows*seq],
+ *           f64 lr (passed to the update that follows, or the scheduler's current value),
+ *           u32 update (1: an optimizer update follows this µstep), f32 grad scale of the
+ *           backward (1/accum), f64 loss
+ * Unset, it costs one getenv per run. */
+#define REPLAY_MAGIC "CRAMRPL\0"
+#define REPLAY_VERSION 1u
+
+typedef struct replay_dump {
+    FILE *f;                       /* <dir>/batches.bin.tmp while open; NULL: off */
+    char path[CORE_PATH_MAX + 32]; /* <dir>/batches.bin */
+    char tmp[CORE_PATH_MAX + 48];  /* <dir>/batches.bin.tmp */
+    int64_t want, done;            /* records asked for and written */
+} replay_dump;
+
+/* The dump's folder, or NULL when the hook is off. */
+static const char *replay_dir(void) {
+    const char *d = getenv("CRAM_DUMP_BATCHES");
+    return d && *d ? d : NULL;
+}
+
+static bool replay_put(replay_dump *rd, const void *p, size_t n) {
+    return fwrite(p, 1, n, rd->f) == n;
+}
+
+static void replay_abort(replay_dump *rd, const char *why) {
+    core_log_warn("CRAM_DUMP_BATCHES: %s: %s; no replay dump", rd->tmp, why);
+    fclose(rd->f);
+    remove(rd->tmp);
+    rd->f = NULL;
+}
+
+/* Write init.safetensors and the header of batches.bin; any failure turns the hook off with a
+ * warning (the run itself goes on). */
+static void replay_open(replay_dump *rd, const bert_model *m, const job *J) {
+    const char *dir = replay_dir();
+    memset(rd, 0, sizeof *rd);
+    if (!dir) return;
+    const char *n = getenv("CRAM_DUMP_STEPS");
+    char *end = NULL;
+    rd->want = n && *n ? strtoll(n, &end, 10) : 300;
+    if ((n && *n && *end) || rd->want < 1) {
+        core_log_warn("CRAM_DUMP_STEPS=%s: expected a positive count; no replay dump", n);
+        return;
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        core_log_warn("CRAM_DUMP_BATCHES: cannot make %s: %s; no replay dump", dir,
+                      strerror(errno));
+        return;
+    }
+    char path[CORE_PATH_MAX + 32], err[512];
+    snprintf(path, sizeof path, "%s/init.safetensors", dir);
+    if (ckpt_write_model(path, m, err, sizeof err)) {
+        core_log_warn("CRAM_DUMP_BATCHES: %s; no replay dump", err);
+        return;
+    }
+    snprintf(rd->path, sizeof rd->path, "%s/batches.bin", dir);
+    snprintf(rd->tmp, sizeof rd->tmp, "%s/batches.bin.tmp", dir);
+    rd->f = fopen(rd->tmp, "wb");
+    if (!rd->f) {
+        core_log_warn("CRAM_DUMP_BATCHES: cannot write %s: %s; no replay dump", rd->tmp,
+                      strerror(errno));
+        return;
+    }
+    const bert_config *c = &m->cfg;
+    uint32_t u[3] = {REPLAY_VERSION, 0, (uint32_t)m->nparams};
+    int32_t i[11] = {c->L,      c->H,   c->NH,         c->I,          c->V,         c->max_pos,
+                     c->pad_id, c->glu, c->final_norm, J->train_mode, J->hp.coupled};
+    double f[7] = {c->eps,      c->sparse_pred, J->clip,           J->hp.beta1,
+                   J->hp.beta2, J->hp.eps,      J->hp.weight_decay};
+    bool ok = replay_put(rd, REPLAY_MAGIC, 8) && replay_put(rd, u, 2 * sizeof *u) &&
+              replay_put(rd, i, sizeof i) && replay_put(rd, &u[2], sizeof u[2]) &&
+              replay_put(rd, f, sizeof f);
+    for (int k = 0; ok && k < m->nparams; k++) {
+        uint32_t len = (uint32_t)strlen(m->params[k].name), decay = m->params[k].decay;
+        ok = replay_put(rd, &len, sizeof len) && replay_put(rd, m->params[k].name, len) &&
+             replay_put(rd, &decay, sizeof decay);
+    }
+    if (!ok) {
+        replay_abort(rd, strerror(errno));
+        return;
+    }
+    core_log_info("CRAM_DUMP_BATCHES: the initial weights are in %s; the first %lld µsteps go to "
+                  "%s",
+                  path, (long long)rd->want, rd->path);
+}
+
+/* Patch the record count, flush to disk and rename into place. */
+static void replay_close(replay_dump *rd) {
+    if (!rd->f) return;
+    uint32_t count = (uint32_t)rd->done;
+    bool ok = fseek(rd->f, 12, SEEK_SET) == 0 && replay_put(rd, &count, sizeof count) &&
+              fflush(rd->f) == 0 && fsync(fileno(rd->f)) == 0;
+    if (!ok) {
+        replay_abort(rd, strerror(errno));
+        return;
+    }
+    fclose(rd->f);
+    rd->f = NULL;
+    if (rename(rd->tmp, rd->path) != 0) {
+        core_log_warn("CRAM_DUMP_BATCHES: cannot rename %s: %s", rd->tmp, strerror(errno));
+        return;
+    }
+    core_log_info("CRAM_DUMP_BATCHES: %lld µsteps in %s", (long long)rd->done, rd->path);
+}
+
+static void replay_record(replay_dump *rd, int64_t step, const mlm_batch *mb, int rows, double lr,
+                          bool update, float grad_scale, double loss) {
+    if (!rd->f) return;
+    int32_t shape[2] = {rows, mb->S};
+    size_t n = (size_t)rows * (size_t)mb->S;
+    uint32_t up = update;
+    bool ok = replay_put(rd, &step, sizeof step) && replay_put(rd, shape, sizeof shape) &&
+              replay_put(rd, mb->input_ids, n * sizeof *mb->input_ids) &&
+              replay_put(rd, mb->labels, n * sizeof *mb->labels) &&
+              replay_put(rd, &lr, sizeof lr) && replay_put(rd, &up, sizeof up) &&
+              replay_put(rd, &grad_scale, sizeof grad_scale) && replay_put(rd, &loss, sizeof loss);
+    if (!ok) {
+        replay_abort(rd, strerror(errno));
+        return;
+    }
+    if (++rd->done >= rd->want) replay_close(rd);
+}
+
 /* ---- one run per name at a time ---- */
 
 /* Take the advisory lock <base_dir>/<name>/.lock for the run's life (it goes with the process,
@@ -777,6 +913,11 @@ static int run_setup(run *r, cfg_node *cfg, const train_opts *opts, train_result
     int64_t cap = on_cpu && !mbs_given ? DRYRUN_CPU_MBS : 0;
     if (job_from_cfg(J, cfg, r->d->world, cap, r->err, sizeof r->err)) {
         core_log_error("%s", r->err);
+        return 2;
+    }
+    if (replay_dir() && r->d->world > 1) {
+        core_log_error("CRAM_DUMP_BATCHES (the replay dump of bench/pretrain_peer.py) records one "
+                       "process's microbatches: run it without mpirun, or unset it");
         return 2;
     }
     /* one run of this name at a time: rank 0 holds the lock, every rank learns the verdict */
@@ -1037,18 +1178,28 @@ static train_stop run_loop(run *r, train_result *res) {
                       (long long)P.step, (long long)J.steps_cap, el, J.budget_h);
         core_log_info("Reached deadline. Stopping training ...");
     }
+    replay_dump rd = {0};
+    if (replay_dir() && rank == 0) {
+        if (P.step > 0)
+            core_log_warn("CRAM_DUMP_BATCHES: a resumed run does not start from its initial "
+                          "weights and optimizer state; no replay dump");
+        else if (!at_end)
+            replay_open(&rd, &r->m, &J);
+    }
     while (!at_end) {
         int64_t step = P.step + 1;
         loader_next(&r->ld, rows);
         mlm_collate(&r->mb, rows, r->S_in, &r->mo, P.seed, (uint32_t)rank, (uint64_t)step);
         double loss = bert_forward(&r->m, r->mb.input_ids, NULL, r->mb.labels, NULL, (int)J.mbs,
                                    r->mb.S, J.train_mode, P.seed, (uint64_t)step);
-        bert_backward(&r->m, 1.0f / (float)accum);
+        float grad_scale = 1.0f / (float)accum;
+        bert_backward(&r->m, grad_scale);
         kill_point(KILL_STEP, step);
         P.step = step;
         P.acc += P.mbs_eff;
         el = core_now() - t_start;
         dist_bcast_bytes(d, &el, sizeof el); /* one clock for every rank */
+        replay_record(&rd, step, &r->mb, (int)J.mbs, P.lr, P.acc >= P.cur_bs, grad_scale, loss);
         if (P.acc >= P.cur_bs) {
             P.acc = 0;
             P.opt_t++;
@@ -1200,6 +1351,7 @@ static train_stop run_loop(run *r, train_result *res) {
             t_start = core_now() - P.elapsed_s;
         }
     }
+    replay_close(&rd); /* a run shorter than CRAM_DUMP_STEPS */
     /* where the run stands, for a state written after the loop (a signal during validation or
      * the final write) */
     P.elapsed_s = el;

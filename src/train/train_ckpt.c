@@ -429,7 +429,7 @@ int ckpt_load_state(const char *path, bert_model *m, train_progress *p, char *er
 
 /* ---- the final folder ---- */
 
-static int write_model(const char *path, const bert_model *m, char *err, size_t errlen) {
+int ckpt_write_model(const char *path, const bert_model *m, char *err, size_t errlen) {
     float *host = malloc(m->numel * sizeof(float) + 64);
     int ntens = 2 * m->nparams + m->cfg.L;
     st_write_tensor *t = calloc((size_t)ntens, sizeof *t);
@@ -536,7 +536,7 @@ int ckpt_save_final(char *out, size_t outlen, const cfg_node *cfg, const bert_mo
     char terr[TOK_ERRLEN] = "";
     int rc = -1;
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
-    if (write_model(path, m, err, errlen)) goto fail;
+    if (ckpt_write_model(path, m, err, errlen)) goto fail;
     snprintf(path, sizeof path, "%s/model_config.json", tmp);
     if (write_model_config(path, cfg, m->cfg.V, err, errlen)) goto fail;
     if (tok_save(tok, tmp, terr) != TOK_OK) {

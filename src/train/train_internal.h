@@ -43,6 +43,10 @@ int ckpt_save_state(const char *path, const bert_model *m, const train_progress 
  * failure (TS_EFORMAT: unreadable; TS_EMISMATCH: another model) with a message. */
 int ckpt_load_state(const char *path, bert_model *m, train_progress *p, char *err, size_t errlen);
 
+/* The model's weights as model.safetensors holds them (the reference's names, its per-layer
+ * norm_factor scalars and the tied decoder's second copy) written to path. */
+int ckpt_write_model(const char *path, const bert_model *m, char *err, size_t errlen);
+
 /* The final checkpoint folder <base>/<name>/checkpoints/<ArchNames>_<date>_<loss %.4f>/ with
  * model.safetensors (with a checksum of its data, st_write_checked), model_config.json and the
  * tokenizer files, written as "<folder>.tmp.<pid>" and renamed into place; a failed write
