@@ -221,7 +221,9 @@ def main():
                "weight_decay": 0.0}]
     params = [p for g in groups for p in g["params"]]
     Opt = torch.optim.Adam if h["coupled"] else torch.optim.AdamW
-    opt = Opt(groups, lr=0.0, betas=(h["beta1"], h["beta2"]), eps=h["adam_eps"], foreach=False)
+    # the CPU replay takes the single-tensor loop, the order of cram's update; CUDA the default
+    opt = Opt(groups, lr=0.0, betas=(h["beta1"], h["beta2"]), eps=h["adam_eps"],
+              foreach=False if a.device == "cpu" else None)
     autocast = a.dtype == "bf16"
     card = torch.cuda.get_device_name(0) if a.device == "cuda" else f"CPU, {threads} threads"
     print(f"# pretrain_peer: torch {torch.__version__} on {card}, {a.dtype}"

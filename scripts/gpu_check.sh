@@ -6,7 +6,9 @@
 #   scripts/gpu_check.sh bench    each bench_gpu_* beside its PyTorch peer bench/gpu_*_peer.py,
 #                                 then bench/loss_curves.sh while time is left (~5 min)
 #   scripts/gpu_check.sh pretrain the token store of the carried debian-english corpus, then a
-#                                 2-minute crammed-bert bert-o4 pretraining (budget=0.03) (~5 min)
+#                                 2-minute crammed-bert bert-o4 pretraining (budget=0.03) that
+#                                 dumps its first 300 µsteps, then bench/pretrain_peer.py replays
+#                                 them in PyTorch (bf16 autocast) in the time left (~5 min)
 #   scripts/gpu_check.sh eval     cram eval of the carried half-precision all-MiniLM-L6-v2 on RTE
 #                                 and MRPC, in fp32 and then bf16 (~5 min)
 # What each mode carries (`run`'s carry list): scripts/gpu_carry.sh; test and bench need .gpu-blas
@@ -19,7 +21,8 @@
 # are the CPU's and the summary says so), CRAM_PRETRAIN_BUDGET (hours, default 0.03),
 # CRAM_PRETRAIN_EVERY (µsteps between the loss lines of the log and the summary, default 100) and
 # CRAM_PRETRAIN_ARGS / CRAM_EVAL_ARGS (more key=value overrides, split at spaces) change the runs,
-# CRAM_EVAL_PRECISIONS the eval runs (default "fp32 bf16").
+# CRAM_EVAL_PRECISIONS the eval runs (default "fp32 bf16"); CRAM_PRETRAIN_PEER=0 leaves out the
+# replay dump and its PyTorch peer, CRAM_PEER_PYTHON names the peer's Python (default python3).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=scripts/gpu_carry.sh disable=SC1091
@@ -299,11 +302,17 @@ elif [ "$mode" = pretrain ]; then
   [ "$s" -lt 20 ] && s=20
   stamp="$runs/.started-$$"
   touch "$stamp"
+  # the run dumps its first 300 microbatches with their lr and losses (CRAM_DUMP_BATCHES, a
+  # benchmark hook of cram pretrain) for the PyTorch replay below; an older dump must not stand in
+  dump="$runs/replay"
+  rm -rf "$dump"
+  dump_env=()
+  [ "${CRAM_PRETRAIN_PEER:-1}" = 0 ] || dump_env=("CRAM_DUMP_BATCHES=$dump" "CRAM_DUMP_STEPS=300")
   t0=$SECONDS
   # shellcheck disable=SC2086 # CRAM_PRETRAIN_ARGS is a list of overrides
-  in_runs "$s" "${cram_env[@]}" "$cram_bin" pretrain name=gpu arch=crammed-bert train=bert-o4 \
-    "${data_args[@]}" budget="$pbudget" impl.device="$device" impl.print_loss_every_nth_step="$every" \
-    ${CRAM_PRETRAIN_ARGS:-}
+  in_runs "$s" "${cram_env[@]}" "${dump_env[@]}" "$cram_bin" pretrain name=gpu arch=crammed-bert \
+    train=bert-o4 "${data_args[@]}" budget="$pbudget" impl.device="$device" \
+    impl.print_loss_every_nth_step="$every" ${CRAM_PRETRAIN_ARGS:-}
   rc=$?
   case $rc in
     0) status=ok ;;
@@ -311,6 +320,9 @@ elif [ "$mode" = pretrain ]; then
     *) status="FAILED (rc=$rc): $(grep -m1 -iE 'error|cannot' "$last")" && fail=1 ;;
   esac
   note "pretrain: $status after $((SECONDS - t0)) s on $device (budget=$pbudget h)"
+  # the precision the run used, for the peer: bf16 autocast against cram's bf16, else fp32
+  peer_dtype=fp32
+  grep -qE 'Backend: [a-z0-9-]+, bf16' "$last" && peer_dtype=bf16
   rundir=$(newest_since "$stamp" "$runs/outputs/gpu/pretrain")
   rm -f "$stamp"
   if [ -n "$rundir" ]; then
@@ -323,6 +335,30 @@ elif [ "$mode" = pretrain ]; then
   else
     note "pretrain: no run folder was made (see $mode-logs.txt)"
     fail=1
+  fi
+  # 3. the same µsteps in PyTorch: same initial weights, microbatches and lr per update; the
+  # losses side by side every $every µsteps. It informs (a difference does not fail the check);
+  # it stops cleanly at its time limit with the µsteps it managed
+  s=$(left)
+  if [ "${CRAM_PRETRAIN_PEER:-1}" = 0 ]; then
+    note "peer: not run (CRAM_PRETRAIN_PEER=0)"
+  elif [ ! -f "$dump/batches.bin" ]; then
+    note "peer: no replay dump in $dump (see $mode-logs.txt)"
+  elif [ "$s" -lt 40 ]; then
+    note "peer: not run: $s s left of the $budget s budget, the replay needs 40 s or more (CRAM_CHECK_S raises it)"
+  else
+    t0=$SECONDS
+    run_logged "$s" "${CRAM_PEER_PYTHON:-python3}" bench/pretrain_peer.py "$dump" \
+      --device "$device" --dtype "$peer_dtype" --every "$every" --time-limit $((s - 10))
+    rc=$?
+    # the table (its header, the first µsteps, every $every-th) and the RESULT line
+    grep -E '^( *µstep| *[0-9]+ \||RESULT|# )' "$last" | sed 's/^/peer /' | tee -a "$summary"
+    case $rc in
+      0) note "peer: replayed in $((SECONDS - t0)) s ($device, $peer_dtype)" ;;
+      77) note "peer: skipped ($(grep -m1 -i skip "$last"))" ;;
+      124 | 137) note "peer: killed at the time limit after $((SECONDS - t0)) s" ;;
+      *) note "peer: exit $rc after $((SECONDS - t0)) s: $(tail -n 1 "$last")" ;;
+    esac
   fi
 else
   # cram eval of the carried half-precision MiniLM on RTE and MRPC (the GLUE_sane recipe: 5

@@ -1162,6 +1162,17 @@ static train_stop run_loop(run *r, train_result *res) {
 
     signals_install(r); /* until the end of the run (run_free) */
 
+    /* the replay dump's initial weights are written before the clocks start, so that the
+     * budget schedules see the same time as without the hook */
+    replay_dump rd = {0};
+    if (replay_dir() && rank == 0) {
+        if (P.step > 0)
+            core_log_warn("CRAM_DUMP_BATCHES: a resumed run does not start from its initial "
+                          "weights and optimizer state; no replay dump");
+        else
+            replay_open(&rd, &r->m, &J);
+    }
+
     /* Start the clocks now */
     double t_start = core_now() - P.elapsed_s, t_loop = core_now(), t_print = t_loop;
     int64_t first_step = P.step, print_step = P.step; /* the µstep of the last print */
@@ -1177,14 +1188,6 @@ static train_stop run_loop(run *r, train_result *res) {
                       "budget of %g h: nothing left to train.",
                       (long long)P.step, (long long)J.steps_cap, el, J.budget_h);
         core_log_info("Reached deadline. Stopping training ...");
-    }
-    replay_dump rd = {0};
-    if (replay_dir() && rank == 0) {
-        if (P.step > 0)
-            core_log_warn("CRAM_DUMP_BATCHES: a resumed run does not start from its initial "
-                          "weights and optimizer state; no replay dump");
-        else if (!at_end)
-            replay_open(&rd, &r->m, &J);
     }
     while (!at_end) {
         int64_t step = P.step + 1;
