@@ -297,7 +297,8 @@ def main():
     loop_s = time.time() - t_loop
     print(f"# {done} µsteps in {loop_s:.1f} s ({1e3 * loop_s / max(done, 1):.1f} ms each); "
           f"{time.time() - _T0:.0f} s in all")
-    print(f"RESULT pretrain_peer max_rel_diff={worst[0]:.3e} at={worst[1]} steps={done} "
+    diff = f"{worst[0]:.3e}" if done else "n/a"
+    print(f"RESULT pretrain_peer max_rel_diff={diff} at={worst[1]} steps={done} "
           f"of={h['count']} device={a.device} dtype={a.dtype}"
           f"{' stopped=time' if 'time limit' in stopped else ''}")
     if not done:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The replay dump of `cram pretrain` (CRAM_DUMP_BATCHES / CRAM_DUMP_STEPS, a benchmark hook for
 # bench/pretrain_peer.py): init.safetensors and batches.bin with one record per µstep up to the
-# count asked for, fewer when the run ends first, none when the count is not a number; nothing
-# without the variable; refused under mpirun. When a Python with PyTorch is at hand
+# count asked for, fewer when the run ends first, none when the count is not a number or the run
+# resumes from a saved state; nothing without the variable; refused under mpirun. When a Python with PyTorch is at hand
 # ($CRAM_TORCH_PYTHON, build/pyenv/bin/python or python3), the peer replays the dump in fp32 and
 # its losses must agree with cram's to 1e-4 relative.
 # Usage: tests/cli_replay.sh path/to/cram   (run from the repository root)
@@ -75,6 +75,16 @@ has badn "CRAM_DUMP_STEPS=abc: expected a positive count; no replay dump"
 # 5. without the variable: no dump, no word of it
 run off 0 pretrain "${ARGS[@]}" name=off train.steps=2
 grep -q CRAM_DUMP "$tmp/off.out" "$tmp/off.err" && fail "off: mentions the dump"
+
+# 5b. a resumed run starts from a saved state, not from its initial weights: no dump
+run first 0 pretrain "${ARGS[@]}" name=res train.steps=4 impl.save_intermediate_checkpoints=True \
+    impl.save_every_nth_step=2
+CRAM_DUMP_BATCHES="$tmp/res" run resumed 0 pretrain "${ARGS[@]}" name=res train.steps=8 \
+    impl.save_intermediate_checkpoints=True impl.save_every_nth_step=2 \
+    impl.resume_run_after_preempt=True
+has resumed "Successfully loaded state"
+has resumed "a resumed run does not start from its initial weights"
+[ ! -e "$tmp/res" ] || fail "resumed: made the dump folder"
 
 # 6. under mpirun (an MPI build): refused before anything is written
 if command -v mpirun >/dev/null; then
