@@ -1421,17 +1421,14 @@ static void bf16_optimizer(void) {
     }
 }
 
-static void test_bf16_row_against_fp32(void **state) {
-    (void)state;
-    RW[0] = ops_cpu();
-    RW[1] = ops_cpu_bf16();
-    assert_string_equal(RW[1]->name, "cpu-bf16");
-    assert_string_equal(RW[1]->precision, "bf16");
-    assert_int_equal(RW[1]->act_bytes, 2);
-    assert_false(RW[1]->device_memory);
-    core_rng_init(&trng, 42, 0, 0, 3);
+/* The op-by-op suite with row held against ref under the given tolerance mode; returns the
+ * number of elements outside the tolerance. */
+static int run_pair_suite(const ops *ref, const ops *row, int mode, uint64_t seed) {
+    RW[0] = ref;
+    RW[1] = row;
+    cmp_mode = mode;
+    core_rng_init(&trng, seed, 0, 0, 3);
     mismatches = 0;
-    cmp_mode = CMP_BF16_VS_FP32;
     bf16_matmul();
     bf16_embedding();
     bf16_layernorm();
@@ -1440,7 +1437,19 @@ static void test_bf16_row_against_fp32(void **state) {
     bf16_rows_and_pool();
     bf16_losses();
     bf16_optimizer();
-    if (mismatches) fail_msg("%d elements of the bf16 row outside the tolerance", mismatches);
+    return mismatches;
+}
+
+static void test_bf16_row_against_fp32(void **state) {
+    (void)state;
+    RW[0] = ops_cpu();
+    RW[1] = ops_cpu_bf16();
+    assert_string_equal(RW[1]->name, "cpu-bf16");
+    assert_string_equal(RW[1]->precision, "bf16");
+    assert_int_equal(RW[1]->act_bytes, 2);
+    assert_false(RW[1]->device_memory);
+    int bad = run_pair_suite(RW[0], RW[1], CMP_BF16_VS_FP32, 42);
+    if (bad) fail_msg("%d elements of the bf16 row outside the tolerance", bad);
 }
 
 /* Each CUDA row against the CPU row of its precision, through the same op-by-op suite: fp32
@@ -1461,23 +1470,12 @@ static void test_cuda_rows_against_cpu(void **state) {
     if (!c16) fail_msg("the CUDA fp32 row opened but the bf16 one did not: %s", why);
     const ops *pairs[2][2] = {{ops_cpu(), c32}, {ops_cpu_bf16(), c16}};
     for (int k = 0; k < 2; k++) {
-        RW[0] = pairs[k][0];
-        RW[1] = pairs[k][1];
-        cmp_mode = k == 0 ? CMP_SAME_FP32 : CMP_SAME_BF16;
-        print_message("# %s\n", RW[1]->desc);
-        core_rng_init(&trng, 43 + k, 0, 0, 3);
-        mismatches = 0;
-        bf16_matmul();
-        bf16_embedding();
-        bf16_layernorm();
-        bf16_attention();
-        bf16_elementwise();
-        bf16_rows_and_pool();
-        bf16_losses();
-        bf16_optimizer();
-        if (mismatches)
-            fail_msg("%d elements of the %s/%s row outside the tolerance", mismatches, RW[1]->name,
-                     RW[1]->precision);
+        print_message("# %s\n", pairs[k][1]->desc);
+        int bad = run_pair_suite(pairs[k][0], pairs[k][1], k == 0 ? CMP_SAME_FP32 : CMP_SAME_BF16,
+                                 43 + (uint64_t)k);
+        if (bad)
+            fail_msg("%d elements of the %s/%s row outside the tolerance", bad, pairs[k][1]->name,
+                     pairs[k][1]->precision);
     }
 }
 

@@ -63,32 +63,29 @@ int backend_choose(backend_choice *c, const cfg_node *cfg, char *err, size_t err
 }
 
 /* The CUDA tables are opened once per (device, precision) and kept: a process that asks twice
- * (tests, the pretrain-then-eval job) shares one stream and one set of cuBLASLt plans. */
-static const ops *cuda_rows[2][16];
+ * (tests, the pretrain-then-eval job) shares one stream and one set of cuBLASLt plans. Returns
+ * the kept table, or NULL with the reason in err. */
+static const ops *cuda_row(int gpu, bool bf16, char *err, size_t errlen) {
+    static const ops *rows[2][16];
+    char buf[256];
+    const char *why = cuda_unusable(buf, sizeof buf);
+    if (!why && (gpu < 0 || gpu >= 16)) why = "no such GPU index";
+    if (!why && !rows[bf16][gpu] && !(rows[bf16][gpu] = ops_cuda_open(gpu, bf16, buf, sizeof buf)))
+        why = buf;
+    if (why) {
+        core_errorf(err, errlen, "cannot open the CUDA backend on GPU %d: %s", gpu, why);
+        return NULL;
+    }
+    return rows[bf16][gpu];
+}
 
 const ops *backend_open(const backend_choice *c, int gpu, char *err, size_t errlen) {
     if (c->device == BACKEND_CUDA) {
-        char buf[256];
-        const char *why = cuda_unusable(buf, sizeof buf);
-        if (why) {
-            core_errorf(err, errlen, "cannot open the CUDA backend: %s", why);
-            return NULL;
-        }
-        if (gpu < 0 || gpu >= 16) {
-            core_errorf(err, errlen, "cannot open the CUDA backend on GPU %d", gpu);
-            return NULL;
-        }
-        const ops **slot = &cuda_rows[c->bf16][gpu];
-        if (!*slot) {
-            *slot = ops_cuda_open(gpu, c->bf16, buf, sizeof buf);
-            if (!*slot) {
-                core_errorf(err, errlen, "cannot open the CUDA backend: %s", buf);
-                return NULL;
-            }
-        }
+        const ops *row = cuda_row(gpu, c->bf16, err, errlen);
+        if (!row) return NULL;
         /* a copy per opening, as for the CPU rows, so that the description carries the reason */
         ops *o = xmalloc(sizeof *o);
-        *o = **slot;
+        *o = *row;
         size_t l = strlen(o->desc);
         snprintf(o->desc + l, sizeof o->desc - l, " [%.250s]", c->why);
         return o;
@@ -133,21 +130,11 @@ const ops *backend_row(int k, char *skip_reason, size_t len) {
     if (k == 0) return ops_cpu();
     if (k == 1) return ops_cpu_bf16();
     if (k == 2 || k == 3) {
-        backend_choice c = {.device = BACKEND_CUDA, .bf16 = k == 3};
-        char buf[256], err[320];
-        const char *why = cuda_unusable(buf, sizeof buf);
-        if (!why) {
-            const ops *o = backend_open(&c, 0, err, sizeof err);
-            if (o) {
-                /* the row lives for the process: keep the shared table, drop the copy */
-                const ops *row = cuda_rows[c.bf16][0];
-                backend_close(o);
-                return row;
-            }
-            why = err;
-        }
+        char err[320];
+        const ops *row = cuda_row(0, k == 3, err, sizeof err);
+        if (row) return row;
         if (skip_reason && len)
-            snprintf(skip_reason, len, "cuda %s row skipped: %s", k == 3 ? "bf16" : "fp32", why);
+            snprintf(skip_reason, len, "cuda %s row skipped: %s", k == 3 ? "bf16" : "fp32", err);
     }
     return NULL;
 }

@@ -68,6 +68,21 @@ __device__ static void stage(float *dst, const T *g, size_t base, size_t rs, siz
     }
 }
 
+// The two matrices a kernel reads by rows (x and y carry g, base, rs and off): with ST the block
+// stages both into the start of shared memory and waits for it, else they stay in place. Returns
+// where the warps' own scratch begins.
+template <typename T, bool ST>
+__device__ static float *stage_pair(rows_of<T, ST> &x, rows_of<T, ST> &y, float *sm, int S,
+                                    int HD) {
+    size_t n = (size_t)S * (HD + 1);
+    x.s = sm, y.s = sm + n, x.ld = y.ld = HD + 1;
+    if (!ST) return sm;
+    stage(sm, x.g, x.base, x.rs, x.off, S, HD);
+    stage(sm + n, y.g, y.base, y.rs, y.off, S, HD);
+    __syncthreads();
+    return sm + 2 * n;
+}
+
 // Each warp takes rows warp_id, warp_id + warps, ... of its block's share: with grid.y blocks per
 // (batch, head), block y starts at y * warps-per-block.
 #define FOR_EACH_ROW_OF_WARP(i)                                                                    \
@@ -84,15 +99,10 @@ __global__ static void k_attn_fwd(void *out_v, float *probs, const void *qkv_v, 
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     qkv_at a = qkv_of(b, h, S, NH, HD, layout);
-    size_t staged = ST ? 2 * (size_t)S * (HD + 1) : 0;
-    rows_of<T, ST> K = {qkv, a.base, a.rs, a.k, sm, HD + 1};
-    rows_of<T, ST> Vm = {qkv, a.base, a.rs, a.v, sm + (size_t)S * (HD + 1), HD + 1};
-    if (ST) {
-        stage(sm, qkv, a.base, a.rs, a.k, S, HD);
-        stage(sm + (size_t)S * (HD + 1), qkv, a.base, a.rs, a.v, S, HD);
-        __syncthreads();
-    }
-    float *sq = sm + staged + (size_t)warp * (HD + S), *sp = sq + HD;
+    rows_of<T, ST> K = {qkv, a.base, a.rs, a.k, NULL, 0};
+    rows_of<T, ST> Vm = {qkv, a.base, a.rs, a.v, NULL, 0};
+    float *scratch = stage_pair(K, Vm, sm, S, HD);
+    float *sq = scratch + (size_t)warp * (HD + S), *sp = sq + HD;
     bool on = drop.p > 0.0f;
     float inv_keep = 1.0f / (1.0f - drop.p);
     size_t H = (size_t)NH * HD;
@@ -147,15 +157,10 @@ __global__ static void k_attn_bwd_q(void *dqkv_v, float *dots, const void *dout_
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     qkv_at a = qkv_of(b, h, S, NH, HD, layout);
-    size_t staged = ST ? 2 * (size_t)S * (HD + 1) : 0;
-    rows_of<T, ST> K = {qkv, a.base, a.rs, a.k, sm, HD + 1};
-    rows_of<T, ST> Vm = {qkv, a.base, a.rs, a.v, sm + (size_t)S * (HD + 1), HD + 1};
-    if (ST) {
-        stage(sm, qkv, a.base, a.rs, a.k, S, HD);
-        stage(sm + (size_t)S * (HD + 1), qkv, a.base, a.rs, a.v, S, HD);
-        __syncthreads();
-    }
-    float *sdo = sm + staged + (size_t)warp * (HD + S), *sd = sdo + HD;
+    rows_of<T, ST> K = {qkv, a.base, a.rs, a.k, NULL, 0};
+    rows_of<T, ST> Vm = {qkv, a.base, a.rs, a.v, NULL, 0};
+    float *scratch = stage_pair(K, Vm, sm, S, HD);
+    float *sdo = scratch + (size_t)warp * (HD + S), *sd = sdo + HD;
     size_t H = (size_t)NH * HD;
     bool on = drop.p > 0.0f;
     float inv_keep = 1.0f / (1.0f - drop.p);
@@ -202,15 +207,10 @@ __global__ static void k_attn_bwd_kv(void *dqkv_v, const float *dots, const void
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     qkv_at a = qkv_of(b, h, S, NH, HD, layout);
     size_t H = (size_t)NH * HD, obase = (size_t)b * S * H + (size_t)h * HD;
-    size_t staged = ST ? 2 * (size_t)S * (HD + 1) : 0;
-    rows_of<T, ST> DO = {dout, obase, H, 0, sm, HD + 1};
-    rows_of<T, ST> Q = {qkv, a.base, a.rs, a.q, sm + (size_t)S * (HD + 1), HD + 1};
-    if (ST) {
-        stage(sm, dout, obase, H, 0, S, HD);
-        stage(sm + (size_t)S * (HD + 1), qkv, a.base, a.rs, a.q, S, HD);
-        __syncthreads();
-    }
-    float *sv = sm + staged + (size_t)warp * (HD + 2 * S), *cv = sv + HD, *ck = cv + S;
+    rows_of<T, ST> DO = {dout, obase, H, 0, NULL, 0};
+    rows_of<T, ST> Q = {qkv, a.base, a.rs, a.q, NULL, 0};
+    float *scratch = stage_pair(DO, Q, sm, S, HD);
+    float *sv = scratch + (size_t)warp * (HD + 2 * S), *cv = sv + HD, *ck = cv + S;
     bool on = drop.p > 0.0f;
     float inv_keep = 1.0f / (1.0f - drop.p);
     FOR_EACH_ROW_OF_WARP(j) {

@@ -8,6 +8,31 @@
 
 #include <cub/cub.cuh>
 
+// ---- block reductions of XT = 256 threads, in a fixed order (shuffle tree per warp, then the
+// warps in order); every thread gets the result -------------------------------------------------
+enum { XT = 256 };
+
+__device__ static float block_max(float v, float *sh) {
+    v = warp_max(v);
+    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
+    __syncthreads();
+    float m = sh[0];
+    for (int w = 1; w < XT / 32; w++)
+        m = fmaxf(m, sh[w]);
+    __syncthreads();
+    return m;
+}
+__device__ static double block_sum_d(double v, double *sh) {
+    v = warp_sum_d(v);
+    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
+    __syncthreads();
+    double s = 0.0;
+    for (int w = 0; w < XT / 32; w++)
+        s += sh[w];
+    __syncthreads();
+    return s;
+}
+
 // ---- fixed-order column sums: dst[j] += sum_i src[i, j] (F dst, A or F src) ----------------
 // Stage 1: chunk c of the rows (a fixed number of chunks for a given row count) summed in row
 // order per column; stage 2: the chunk sums added in chunk order.
@@ -160,17 +185,12 @@ __global__ static void k_embed_dots(float *dots, const void *dout_v, const void 
 }
 
 __global__ static void k_sum_into(float *dst, const float *x, int n) {
-    __shared__ double sh[256];
+    __shared__ double sh[XT / 32];
     double s = 0.0;
-    for (int i = threadIdx.x; i < n; i += 256)
+    for (int i = threadIdx.x; i < n; i += XT)
         s += x[i];
-    sh[threadIdx.x] = s;
-    __syncthreads();
-    for (int w = 128; w > 0; w >>= 1) {
-        if ((int)threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) dst[0] += (float)sh[0];
+    s = block_sum_d(s, sh);
+    if (threadIdx.x == 0) dst[0] += (float)s;
 }
 
 static void cu_embed_bwd(const ops *o, float *dwte, float *dwpe, float *dpos_scale, float *dtte,
@@ -218,7 +238,7 @@ static void cu_embed_bwd(const ops *o, float *dwte, float *dwpe, float *dpos_sca
         float *dots = (float *)ws_take(o, (size_t)N * sizeof(float), "the position scale");
         LAUNCH_A(o, k_embed_dots, (unsigned)(((size_t)N * 32 + 255) / 256), 256, 0, dots, dout, wpe,
                  N, S, H);
-        k_sum_into<<<1, 256, 0, c->stream>>>(dpos_scale, dots, N);
+        k_sum_into<<<1, XT, 0, c->stream>>>(dpos_scale, dots, N);
         CK_LAUNCH();
     }
 }
@@ -574,29 +594,6 @@ static void cu_pool_bwd(const ops *o, float *dinp, const float *dout, int mode, 
 }
 
 // ---- losses and metrics: one block per row ------------------------------------------------------
-enum { XT = 256 };
-
-__device__ static float block_max(float v, float *sh) {
-    v = warp_max(v);
-    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
-    __syncthreads();
-    float m = sh[0];
-    for (int w = 1; w < XT / 32; w++)
-        m = fmaxf(m, sh[w]);
-    __syncthreads();
-    return m;
-}
-__device__ static double block_sum_d(double v, double *sh) {
-    v = warp_sum_d(v);
-    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
-    __syncthreads();
-    double s = 0.0;
-    for (int w = 0; w < XT / 32; w++)
-        s += sh[w];
-    __syncthreads();
-    return s;
-}
-
 template <typename T>
 __global__ static void k_xent(float *losses, void *dl_v, const void *lg_v, const int32_t *labels,
                               int V, float grad_scale, int *err) {
@@ -692,22 +689,17 @@ enum { RED_CHUNKS = 256 };
 
 template <typename T>
 __global__ static void k_reduce(double *part, const void *x_v, size_t n, int square) {
-    __shared__ double sh[256];
+    __shared__ double sh[XT / 32];
     const T *x = (const T *)x_v;
     size_t len = (n + RED_CHUNKS - 1) / RED_CHUNKS, i0 = (size_t)blockIdx.x * len;
     size_t i1 = i0 + len < n ? i0 + len : n;
     double s = 0.0;
-    for (size_t i = i0 + threadIdx.x; i < i1; i += 256) {
+    for (size_t i = i0 + threadIdx.x; i < i1; i += XT) {
         double v = ldA(x, i);
         s += square ? v * v : v;
     }
-    sh[threadIdx.x] = s;
-    __syncthreads();
-    for (int w = 128; w > 0; w >>= 1) {
-        if ((int)threadIdx.x < w) sh[threadIdx.x] += sh[threadIdx.x + w];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
+    s = block_sum_d(s, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
 
 __global__ static void k_reduce_final(double *out, const double *part, int add) {
@@ -723,9 +715,9 @@ static void reduce_to(const ops *o, double *dst, const float *x, size_t n, int s
     cuda_ctx *c = ctx_of(o);
     double *part = (double *)ws_take(o, (RED_CHUNKS + 1) * sizeof(double), "a reduction");
     if (act && c->bf16)
-        k_reduce<bf16s><<<RED_CHUNKS, 256, 0, c->stream>>>(part, x, n, square);
+        k_reduce<bf16s><<<RED_CHUNKS, XT, 0, c->stream>>>(part, x, n, square);
     else
-        k_reduce<float><<<RED_CHUNKS, 256, 0, c->stream>>>(part, x, n, square);
+        k_reduce<float><<<RED_CHUNKS, XT, 0, c->stream>>>(part, x, n, square);
     CK_LAUNCH();
     k_reduce_final<<<1, 1, 0, c->stream>>>(dst ? dst : part + RED_CHUNKS, part, add);
     CK_LAUNCH();
