@@ -724,15 +724,19 @@ static void print_profile(const timed_ops *t, int P, double step_s, int gpu) {
 
 static void make_batches(mlm_batch *ring, const mlm_opts *mo, int B, int S, uint64_t seed) {
     int32_t *rows = xmalloc((size_t)B * S * sizeof *rows);
+    uint64_t *keys = xmalloc((size_t)B * sizeof *keys);
     core_rng r;
     core_rng_init(&r, seed, 0, 0, 1);
     for (int k = 0; k < RING; k++) {
         for (size_t i = 0; i < (size_t)B * S; i++)
             rows[i] = 7 + (int32_t)core_rng_below(&r, (uint32_t)(mo->vocab_size - 7));
+        for (int i = 0; i < B; i++)
+            keys[i] = (uint64_t)k * (uint64_t)B + (uint64_t)i;
         mlm_batch_init(&ring[k], B, S, mo);
-        mlm_collate(&ring[k], rows, S, mo, seed, 0, (uint64_t)k);
+        mlm_collate(&ring[k], rows, B, S, mo, seed, keys);
     }
     free(rows);
+    free(keys);
 }
 
 /* forward + backward, and the optimizer update every accum-th microstep */

@@ -53,7 +53,8 @@ stage "4/5 pretraining for $BUDGET hours"
 # Why these settings: a 4-layer/256 crammed-bert with the bert-o4 recipe (AdamW 1e-3, triangular
 # lr over the budget, clipping 0.5, MLM 0.25), but the batch ramp ends at 64 rows instead of
 # 8192, since a few minutes on 2 CPU cores see only a few hundred microbatches of 16: with 8192
-# there would be a handful of updates. An 8192-word vocabulary keeps the decoder small.
+# there would be a handful of updates. It grows in steps of 16 rows (the recipe's 128 would be
+# the whole 64 at once). An 8192-word vocabulary keeps the decoder small.
 export CRAM_CONFIG_PATH="$root/configs"
 log=$(mktemp)
 trap 'rm -f "$log"; [ -n "$stage_name" ] && echo "   ($stage_name took $((SECONDS - stage_start)) s)"' EXIT
@@ -62,7 +63,8 @@ trap 'rm -f "$log"; [ -n "$stage_name" ] && echo "   ($stage_name took $((SECOND
     arch.num_transformer_layers=4 arch.hidden_size=256 arch.intermed_size=1024 \
     arch.attention.num_attention_heads=4 \
     data.vocab_size=8192 data.validation_seqs=512 \
-    train.batch_size=64 impl.microbatch_size=16 impl.print_loss_every_nth_step=10 \
+    train.batch_size=64 train.batch_size_quantum=16 impl.microbatch_size=16 \
+    impl.print_loss_every_nth_step=10 \
     "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 

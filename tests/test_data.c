@@ -67,6 +67,16 @@ static void test_mlm_rounding(void **state) {
     assert_int_equal(mlm_num_masked(&o, 128), 0);
 }
 
+/* mlm_collate with the keys base, base + 1, ... (rows at consecutive places of the stream) */
+static void collate_at(mlm_batch *b, const int32_t *rows, int B, int S, const mlm_opts *o,
+                       uint64_t seed, uint64_t base) {
+    uint64_t *keys = malloc(sizeof(uint64_t) * (size_t)(B ? B : 1));
+    for (int i = 0; i < B; i++)
+        keys[i] = base + (uint64_t)i;
+    mlm_collate(b, rows, B, S, o, seed, keys);
+    free(keys);
+}
+
 /* Per row: exactly m labels, the chosen split, positions sorted and equal to the labeled ones. */
 static void check_split(double p, int want_mask, int want_rand, int want_keep) {
     const int B = 256, S = 128;
@@ -78,7 +88,7 @@ static void check_split(double p, int want_mask, int want_rand, int want_keep) {
     mlm_batch_init(&b, B, S, &o);
     int m = want_mask + want_rand + want_keep;
     assert_int_equal(b.M, m);
-    mlm_collate(&b, rows, S, &o, 42, 0, 7);
+    collate_at(&b, rows, B, S, &o, 42, 7);
     int64_t total_rand = 0;
     for (int r = 0; r < B; r++) {
         int labeled = 0, masks = 0, changed = 0, kept = 0;
@@ -135,7 +145,7 @@ static void test_mlm_uniform(void **state) {
     double pos_count[128] = {0}, id_count[64] = {0};
     double nrand = 0;
     for (int st = 0; st < steps; st++) {
-        mlm_collate(&b, rows, S, &o, 5, 0, (uint64_t)st);
+        collate_at(&b, rows, B, S, &o, 5, (uint64_t)st * B);
         for (int k = 0; k < B * S; k++) {
             if (b.labels[k] != -100) pos_count[k % S]++;
             if (b.labels[k] != -100 && b.input_ids[k] != 6) {
@@ -173,14 +183,29 @@ static void test_mlm_determinism(void **state) {
     mlm_batch a, b;
     mlm_batch_init(&a, B, S, &o);
     mlm_batch_init(&b, B, S, &o);
-    mlm_collate(&a, rows, S, &o, 11, 2, 100);
-    mlm_collate(&b, rows, S, &o, 11, 2, 100);
+    collate_at(&a, rows, B, S, &o, 11, 100);
+    collate_at(&b, rows, B, S, &o, 11, 100);
     assert_memory_equal(a.input_ids, b.input_ids, sizeof(int32_t) * B * S);
     assert_memory_equal(a.labels, b.labels, sizeof(int32_t) * B * S);
-    mlm_collate(&b, rows, S, &o, 11, 2, 101);
+    collate_at(&b, rows, B, S, &o, 11, 101);
     assert_memory_not_equal(a.labels, b.labels, sizeof(int32_t) * B * S);
-    mlm_collate(&b, rows, S, &o, 11, 3, 100);
+    collate_at(&b, rows, B, S, &o, 12, 100);
     assert_memory_not_equal(a.labels, b.labels, sizeof(int32_t) * B * S);
+    /* a row's masks follow its key, not its microbatch: 8 rows at once or as 3 + 5 */
+    mlm_batch c;
+    mlm_batch_init(&c, B, S, &o);
+    collate_at(&c, rows, 3, S, &o, 11, 100);
+    assert_int_equal(c.B, 3);
+    assert_memory_equal(a.input_ids, c.input_ids, sizeof(int32_t) * 3 * S);
+    assert_memory_equal(a.labels, c.labels, sizeof(int32_t) * 3 * S);
+    assert_memory_equal(a.positions, c.positions, sizeof(int32_t) * 3 * (size_t)a.M);
+    collate_at(&c, rows + 3 * S, 5, S, &o, 11, 103);
+    assert_memory_equal(a.input_ids + 3 * S, c.input_ids, sizeof(int32_t) * 5 * S);
+    assert_memory_equal(a.labels + 3 * S, c.labels, sizeof(int32_t) * 5 * S);
+    assert_memory_equal(a.targets + 3 * a.M, c.targets, sizeof(int32_t) * 5 * (size_t)a.M);
+    collate_at(&c, rows, B, S, &o, 11, 100); /* back to the full size */
+    assert_memory_equal(a.labels, c.labels, sizeof(int32_t) * B * S);
+    mlm_batch_free(&c);
     mlm_batch_free(&a);
     mlm_batch_free(&b);
 }
@@ -195,7 +220,7 @@ static void test_mlm_disable_and_drop(void **state) {
     o.disable_mlm = true;
     mlm_batch b;
     mlm_batch_init(&b, B, S, &o);
-    mlm_collate(&b, rows, S, &o, 1, 0, 0);
+    collate_at(&b, rows, B, S, &o, 1, 0);
     assert_memory_equal(b.input_ids, rows, sizeof rows);
     assert_int_equal(b.labels[5], -100);
     assert_int_equal(b.labels[6], rows[6]);
@@ -205,7 +230,7 @@ static void test_mlm_disable_and_drop(void **state) {
     mlm_batch_init(&b, B, S, &o);
     assert_int_equal(b.S, 115);
     assert_int_equal(b.M, 0);
-    mlm_collate(&b, rows, S, &o, 1, 0, 0);
+    collate_at(&b, rows, B, S, &o, 1, 0);
     for (int r = 0; r < B; r++) {
         int labeled = 0;
         for (int k = 0; k < b.S; k++)
@@ -309,7 +334,6 @@ static void test_loader(void **state) {
             loader l;
             assert_int_equal(loader_init(&l, &r, rank, W, MBS, shuffle, 17, err, sizeof err), 0);
             assert_int_equal(l.per_rank, N / W);
-            assert_int_equal(l.batches_per_epoch, (N / W) / MBS);
             per = l.per_rank;
             for (int64_t k = 0; k < l.per_rank; k++) {
                 int64_t row = loader_row(&l, 0, k);
@@ -332,14 +356,16 @@ static void test_loader(void **state) {
         assert_int_equal(total, per * W);
         free(seen);
     }
-    /* exact resume, across an epoch boundary */
+    /* exact resume, across an epoch boundary (501 rows per rank: microbatches of 16 run on
+     * into the next epoch) */
     loader a, b;
     assert_int_equal(loader_init(&a, &r, 1, 2, 16, true, 99, err, sizeof err), 0);
     int32_t ba[16 * 4], bb[16 * 4];
+    uint64_t ka[16], kb[16];
     loader_pos saved = {0, 0};
     for (int s = 0; s < 40; s++) {
         if (s == 25) saved = loader_tell(&a);
-        loader_next(&a, ba);
+        loader_next(&a, ba, 16, ka);
     }
     assert_true(a.pos.epoch >= 1);
     assert_int_equal(loader_init(&b, &r, 1, 2, 16, true, 99, err, sizeof err), 0);
@@ -347,11 +373,34 @@ static void test_loader(void **state) {
     loader_init(&a, &r, 1, 2, 16, true, 99, err, sizeof err);
     loader_seek(&a, saved);
     for (int s = 25; s < 60; s++) {
-        loader_pos pa = loader_next(&a, ba), pb = loader_next(&b, bb);
+        loader_pos pa = loader_next(&a, ba, 16, ka), pb = loader_next(&b, bb, 16, kb);
         assert_int_equal(pa.epoch, pb.epoch);
         assert_int_equal(pa.index, pb.index);
         assert_memory_equal(ba, bb, sizeof ba);
+        assert_memory_equal(ka, kb, sizeof ka);
     }
+    /* the stream does not depend on how it is cut: 7 + 16 + 1 rows = 3 x 8 rows, keys
+     * included; keys are the rows' places in the stream of all ranks */
+    loader_init(&a, &r, 1, 2, 16, true, 99, err, sizeof err);
+    loader_init(&b, &r, 1, 2, 16, true, 99, err, sizeof err);
+    int32_t ra[24 * 4], rb[24 * 4];
+    uint64_t kra[24], krb[24];
+    for (int rep = 0; rep < 30; rep++) { /* about 1.4 epochs of 501 rows */
+        loader_next(&a, ra, 7, kra);
+        loader_next(&a, ra + 7 * 4, 16, kra + 7);
+        loader_next(&a, ra + 23 * 4, 1, kra + 23);
+        for (int c = 0; c < 3; c++)
+            loader_next(&b, rb + c * 8 * 4, 8, krb + c * 8);
+        assert_memory_equal(ra, rb, sizeof ra);
+        assert_memory_equal(kra, krb, sizeof kra);
+        for (int i = 0; i < 24; i++) {
+            int64_t at = (int64_t)rep * 24 + i, e = at / 501, k = at % 501;
+            assert_int_equal(kra[i], (uint64_t)(e * 1002 + 1 + 2 * k));
+            assert_int_equal(ra[i * 4], loader_row(&a, e, k));
+        }
+    }
+    assert_int_equal(a.pos.epoch, 1);
+    assert_int_equal(a.pos.index, 30 * 24 - 501);
     /* too few rows */
     assert_int_equal(loader_init(&a, &r, 0, 8, 200, false, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "too few"));

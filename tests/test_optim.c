@@ -233,7 +233,7 @@ static void test_ramp_o4(void **state) {
     (void)state;
     char err[256];
     ramp r;
-    assert_int_equal(ramp_init(&r, 8192, 0.6, 900000, 24, 128, err, sizeof err), 0);
+    assert_int_equal(ramp_init(&r, 8192, 0.6, 900000, 24, 128, 0, err, sizeof err), 0);
     assert_int_equal(ramp_initial_batch(&r), 128);
     /* find the first fake step at which the batch is 8192 */
     const double unit = 24.0 * 3600 / 900000; /* seconds per fake step */
@@ -268,12 +268,12 @@ static void test_ramp_other(void **state) {
     char err[256];
     ramp r;
     /* no ramp */
-    assert_int_equal(ramp_init(&r, 1536, 0, 900000, 24, 128, err, sizeof err), 0);
+    assert_int_equal(ramp_init(&r, 1536, 0, 900000, 24, 128, 0, err, sizeof err), 0);
     assert_int_equal(ramp_initial_batch(&r), 1536);
     assert_int_equal(ramp_batch_size(&r, 1, 0), 1536);
     assert_int_equal(ramp_batch_size(&r, 500000, 80000), 1536);
     /* ramp over 300000 µsteps (bert-o2/o3): bs/ramp per µstep, in microbatch multiples */
-    assert_int_equal(ramp_init(&r, 4096, 300000, 600000, 24, 128, err, sizeof err), 0);
+    assert_int_equal(ramp_init(&r, 4096, 300000, 600000, 24, 128, 0, err, sizeof err), 0);
     assert_int_equal(ramp_initial_batch(&r), 128);
     assert_int_equal(ramp_batch_size(&r, 1, 0), 128);
     assert_int_equal(ramp_batch_size(&r, 9375, 0), 256); /* 9375 * 4096/300000 = 128 */
@@ -283,17 +283,51 @@ static void test_ramp_other(void **state) {
     assert_int_equal(ramp_batch_size(&r, 300000, 0), 4096);
     assert_int_equal(ramp_batch_size(&r, 900000, 0), 4096);
     /* ramp = 1 behaves like none after the first update */
-    assert_int_equal(ramp_init(&r, 512, 1, 1000, 24, 128, err, sizeof err), 0);
+    assert_int_equal(ramp_init(&r, 512, 1, 1000, 24, 128, 0, err, sizeof err), 0);
     assert_int_equal(ramp_initial_batch(&r), 128);
     assert_int_equal(ramp_batch_size(&r, 1, 0), 512);
     /* world size 2: steps of 256 */
-    assert_int_equal(ramp_init(&r, 8192, 0.6, 900000, 24, 256, err, sizeof err), 0);
+    assert_int_equal(ramp_init(&r, 8192, 0.6, 900000, 24, 256, 0, err, sizeof err), 0);
     assert_int_equal(ramp_batch_size(&r, 1, 0.15 * 24 * 3600) % 256, 0);
     /* errors */
-    assert_int_equal(ramp_init(&r, 64, 0, 1000, 24, 128, err, sizeof err), -1);
+    assert_int_equal(ramp_init(&r, 64, 0, 1000, 24, 128, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "MBS 128, BS 64"));
-    assert_int_equal(ramp_init(&r, 8192, -0.5, 1000, 24, 128, err, sizeof err), -1);
-    assert_int_equal(ramp_init(&r, 8192, 0.5, 1000, 0, 128, err, sizeof err), -1);
+    assert_int_equal(ramp_init(&r, 8192, -0.5, 1000, 24, 128, 0, err, sizeof err), -1);
+    assert_int_equal(ramp_init(&r, 8192, 0.5, 1000, 0, 128, 0, err, sizeof err), -1);
+}
+
+/* the quantum decouples the ramp from the microbatch: the batch schedule at microbatch 512
+ * (or 96) with quantum 128 is the schedule at microbatch 128 */
+static void test_ramp_quantum(void **state) {
+    (void)state;
+    char err[256];
+    ramp ref, big, odd;
+    assert_int_equal(ramp_init(&ref, 8192, 0.6, 900000, 24, 128, 0, err, sizeof err), 0);
+    assert_int_equal(ramp_init(&big, 8192, 0.6, 900000, 24, 512, 128, err, sizeof err), 0);
+    assert_int_equal(ramp_init(&odd, 8192, 0.6, 900000, 24, 96, 128, err, sizeof err), 0);
+    assert_int_equal(ref.quantum, 128); /* 0: one microbatch */
+    assert_int_equal(ramp_initial_batch(&big), 128);
+    for (int i = 0; i <= 2000; i++) {
+        double el = i / 2000.0 * 1.1 * 24 * 3600;
+        int64_t a = ramp_batch_size(&ref, 7, el);
+        assert_int_equal(ramp_batch_size(&big, 7, el), a);
+        assert_int_equal(ramp_batch_size(&odd, 7, el), a);
+    }
+    /* without a quantum, microbatch 512 grows in steps of 512 (the reference's behaviour) */
+    ramp coarse;
+    assert_int_equal(ramp_init(&coarse, 8192, 0.6, 900000, 24, 512, 0, err, sizeof err), 0);
+    assert_int_equal(ramp_initial_batch(&coarse), 512);
+    assert_int_equal(ramp_batch_size(&coarse, 1, 0.3 * 24 * 3600), 4608);
+    assert_int_equal(ramp_batch_size(&big, 1, 0.3 * 24 * 3600), 4224);
+    /* µstep ramps use the quantum too */
+    assert_int_equal(ramp_init(&big, 4096, 300000, 600000, 24, 512, 128, err, sizeof err), 0);
+    assert_int_equal(ramp_batch_size(&big, 9375, 0), 256);
+    /* a quantum above the batch is the batch (small experiments keep the recipe's 128) */
+    assert_int_equal(ramp_init(&big, 64, 0.6, 900000, 24, 16, 128, err, sizeof err), 0);
+    assert_int_equal(ramp_initial_batch(&big), 64);
+    assert_int_equal(ramp_batch_size(&big, 1, 0), 64);
+    assert_int_equal(ramp_init(&big, 64, 0.6, 900000, 24, 16, -1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "quantum -1"));
 }
 
 /* ---------------------------------------------------------------- AdamW / Adam */
@@ -572,6 +606,9 @@ static void test_hparams_from_cfg(void **state) {
     ramp rp;
     assert_int_equal(ramp_init_from_cfg(&rp, root, "train", 128, err, sizeof err), 0);
     assert_true(rp.batch_size == 8192 && rp.ramp == 0.6 && rp.budget_h == 24);
+    assert_int_equal(rp.quantum, 128); /* train.batch_size_quantum */
+    assert_int_equal(ramp_init_from_cfg(&rp, root, "train", 512, err, sizeof err), 0);
+    assert_int_equal(rp.quantum, 128);
     assert_int_equal(ramp_init_from_cfg(&rp, root, "train", 16384, err, sizeof err), -1);
     cfg_free(root);
     const char *izsak[] = {"train=bert-izsak", "budget=1.5"};
@@ -613,19 +650,13 @@ static void test_hparams_from_cfg(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sched_fixture),
-        cmocka_unit_test(test_sched_spec_values),
-        cmocka_unit_test(test_sched_parse),
-        cmocka_unit_test(test_sched_init_errors),
-        cmocka_unit_test(test_fake_step),
-        cmocka_unit_test(test_ramp_o4),
-        cmocka_unit_test(test_ramp_other),
-        cmocka_unit_test(test_adamw_torch),
-        cmocka_unit_test(test_adamw_by_hand),
-        cmocka_unit_test(test_clip),
-        cmocka_unit_test(test_threads_bit_identical),
-        cmocka_unit_test(test_decay_names),
-        cmocka_unit_test(test_hparams_from_cfg),
+        cmocka_unit_test(test_sched_fixture), cmocka_unit_test(test_sched_spec_values),
+        cmocka_unit_test(test_sched_parse),   cmocka_unit_test(test_sched_init_errors),
+        cmocka_unit_test(test_fake_step),     cmocka_unit_test(test_ramp_o4),
+        cmocka_unit_test(test_ramp_other),    cmocka_unit_test(test_ramp_quantum),
+        cmocka_unit_test(test_adamw_torch),   cmocka_unit_test(test_adamw_by_hand),
+        cmocka_unit_test(test_clip),          cmocka_unit_test(test_threads_bit_identical),
+        cmocka_unit_test(test_decay_names),   cmocka_unit_test(test_hparams_from_cfg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,7 @@ const cfg_check cfg_checks_pretrain[] = {
     CFG_CHECK_NUM("train.warmup_steps", 0, INFINITY, 0),
     CFG_CHECK_NUM("train.cooldown_steps", 0, INFINITY, 0),
     CFG_CHECK_NUM("train.batch_size_ramp", 0, INFINITY, 0),
+    CFG_CHECK_INT("train.batch_size_quantum", 1, I32, CFG_CHECK_NULL | CFG_CHECK_OPTIONAL),
     CFG_CHECK_NUM("train.gradient_clipping", 0, INFINITY, CFG_CHECK_NULL),
     CFG_CHECK_BOOL("train.pretrain_in_train_mode", 0),
     CFG_CHECK_BOOL("train.reverse_dataset_order", 0),

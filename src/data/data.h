@@ -171,30 +171,35 @@ int pipe_build(const cfg_node *data, const char *root, const char *out_dir, int 
 int data_prepare(store *s, const cfg_node *cfg, store_verify v, char *err, size_t errlen);
 
 /* ---- the loader --------------------------------------------------------------------------- */
-/* Where a loader stands: batch `index` of `epoch`. Saving and restoring it resumes exactly. */
+/* Where a loader stands: row `index` (of this rank's rows) of `epoch`. Saving and restoring it
+ * resumes exactly. */
 typedef struct {
     int64_t epoch, index;
 } loader_pos;
 
 /* Rank r of w reads rows perm(r), perm(r+w), ... of each epoch (DistributedSampler with
- * drop_last), in batches of mbs (the last partial batch dropped). perm is the identity, or a
- * seeded pseudo-random bijection per epoch when shuffling (no per-row memory). */
+ * drop_last: every rank reads row_count / w rows per epoch) as one stream that the caller cuts
+ * into microbatches of any size; a microbatch may run on into the next epoch. perm is the
+ * identity, or a seeded pseudo-random bijection per epoch when shuffling (no per-row memory). */
 typedef struct {
     const store_rows *rows;
     int rank, world;
-    int64_t mbs;
     bool shuffle, reverse;
     uint64_t seed;
-    int64_t per_rank, batches_per_epoch;
+    int64_t per_rank; /* rows per epoch on each rank */
     loader_pos pos;
 } loader;
 
+/* mbs: the largest microbatch, only to refuse a store with fewer rows per rank. */
 int loader_init(loader *l, const store_rows *rows, int rank, int world, int64_t mbs, bool shuffle,
                 uint64_t seed, char *err, size_t errlen);
 /* The global row index of this rank's k-th row in epoch e. */
 int64_t loader_row(const loader *l, int64_t epoch, int64_t k);
-/* Fill out (mbs, row_len) with the next batch and advance; returns the batch's position. */
-loader_pos loader_next(loader *l, int32_t *out);
+/* Fill out (n, row_len) with the next n rows and advance; returns the position of the first.
+ * keys (n entries, may be NULL) receives each row's place in the stream of all ranks,
+ * epoch * (per_rank * world) + rank + world * k: the key of its MLM masks, the same whatever
+ * the microbatch size. */
+loader_pos loader_next(loader *l, int32_t *out, int64_t n, uint64_t *keys);
 loader_pos loader_tell(const loader *l);
 void loader_seek(loader *l, loader_pos p);
 
@@ -218,7 +223,8 @@ int mlm_out_len(const mlm_opts *o, int S);    /* S, or int(S*(1-token_drop)) */
  * row gives the order of labels != -100; targets are the original ids there. With token_drop >
  * 0 the count of masked positions varies per row: M is 0 and only labels carry them. */
 typedef struct {
-    int32_t B, S, M;    /* S = output length */
+    int32_t B, S, M;    /* B = rows of the last collate; S = output length */
+    int32_t cap;        /* rows allocated */
     int32_t *input_ids; /* (B, S) */
     int32_t *labels;    /* (B, S), -100 where no loss */
     int32_t *positions; /* (B, M) */
@@ -227,11 +233,12 @@ typedef struct {
 
 void mlm_batch_init(mlm_batch *b, int B, int S_in, const mlm_opts *o);
 void mlm_batch_free(mlm_batch *b);
-/* rows (B, S_in). Randomness: core_rng stream (seed, rank, step, MLM_RNG_STREAM), so any batch
- * can be regenerated from its step alone. */
-#define MLM_RNG_STREAM 0x6d6c6du
-void mlm_collate(mlm_batch *out, const int32_t *rows, int S_in, const mlm_opts *o, uint64_t seed,
-                 uint32_t rank, uint64_t step);
+/* rows (B, S_in) with B <= out->B; out->B becomes B. Randomness: row b draws from the core_rng
+ * stream (seed, 0, keys[b], MLM_RNG_STREAM), so a row's masks depend on its place in the data
+ * stream only, not on the microbatch it lands in, and any row can be regenerated. */
+#define MLM_RNG_STREAM 0x6d6c6d72u
+void mlm_collate(mlm_batch *out, const int32_t *rows, int B, int S_in, const mlm_opts *o,
+                 uint64_t seed, const uint64_t *keys);
 
 /* ---- command line ------------------------------------------------------------------------- */
 /* `cram data [verify|inspect] key=value...`; argv[0] is "data". */

@@ -1,6 +1,7 @@
-/* The pretraining loader: rank-strided microbatches of rows from a mapped store, sequential or
+/* The pretraining loader: a rank-strided stream of rows from a mapped store, sequential or
  * shuffled per epoch through a keyed Feistel bijection (random access, no per-row memory), so a
- * position (epoch, batch) is all that a checkpoint needs to resume exactly. */
+ * position (epoch, row) is all that a checkpoint needs to resume exactly. The stream does not
+ * depend on how it is cut into microbatches. */
 #include "data/data.h"
 
 #include "core/core.h"
@@ -49,12 +50,10 @@ int loader_init(loader *l, const store_rows *rows, int rank, int world, int64_t 
     l->rows = rows;
     l->rank = rank;
     l->world = world;
-    l->mbs = mbs;
     l->shuffle = shuffle;
     l->seed = seed;
     l->per_rank = rows->row_count / world;
-    l->batches_per_epoch = l->per_rank / mbs;
-    if (l->batches_per_epoch < 1) {
+    if (l->per_rank < mbs) {
         if (err)
             snprintf(err, errlen,
                      "%s has %lld rows: too few for %d rank(s) with microbatches of %lld",
@@ -73,16 +72,20 @@ int64_t loader_row(const loader *l, int64_t epoch, int64_t k) {
     return (int64_t)idx;
 }
 
-loader_pos loader_next(loader *l, int32_t *out) {
+loader_pos loader_next(loader *l, int32_t *out, int64_t n, uint64_t *keys) {
     loader_pos at = l->pos;
     int32_t S = l->rows->row_len;
-    for (int64_t b = 0; b < l->mbs; b++) {
-        int64_t k = l->pos.index * l->mbs + b;
+    uint64_t per_epoch = (uint64_t)l->per_rank * (uint64_t)l->world;
+    for (int64_t b = 0; b < n; b++) {
+        int64_t k = l->pos.index;
         store_rows_get(l->rows, loader_row(l, l->pos.epoch, k), out + b * S);
-    }
-    if (++l->pos.index >= l->batches_per_epoch) {
-        l->pos.index = 0;
-        l->pos.epoch++;
+        if (keys)
+            keys[b] = (uint64_t)l->pos.epoch * per_epoch + (uint64_t)l->rank +
+                      (uint64_t)l->world * (uint64_t)k;
+        if (++l->pos.index >= l->per_rank) {
+            l->pos.index = 0;
+            l->pos.epoch++;
+        }
     }
     return at;
 }
@@ -93,9 +96,9 @@ loader_pos loader_tell(const loader *l) {
 
 void loader_seek(loader *l, loader_pos p) {
     l->pos = p;
-    if (l->pos.index >= l->batches_per_epoch || l->pos.index < 0) {
-        l->pos.epoch += l->pos.index / l->batches_per_epoch;
-        l->pos.index %= l->batches_per_epoch;
-        if (l->pos.index < 0) l->pos.index += l->batches_per_epoch, l->pos.epoch--;
+    if (l->pos.index >= l->per_rank || l->pos.index < 0) {
+        l->pos.epoch += l->pos.index / l->per_rank;
+        l->pos.index %= l->per_rank;
+        if (l->pos.index < 0) l->pos.index += l->per_rank, l->pos.epoch--;
     }
 }

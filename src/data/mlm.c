@@ -66,7 +66,7 @@ int mlm_opts_from_config(mlm_opts *o, const cfg_node *cfg, const tok_tokenizer *
 
 void mlm_batch_init(mlm_batch *b, int B, int S_in, const mlm_opts *o) {
     memset(b, 0, sizeof *b);
-    b->B = B;
+    b->B = b->cap = B;
     b->S = mlm_out_len(o, S_in);
     b->M = o->token_drop > 0 ? 0 : mlm_num_masked(o, S_in);
     b->input_ids = xmalloc((size_t)B * (size_t)b->S * sizeof(int32_t));
@@ -85,10 +85,11 @@ static int cmp_i32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-void mlm_collate(mlm_batch *out, const int32_t *rows, int S_in, const mlm_opts *o, uint64_t seed,
-                 uint32_t rank, uint64_t step) {
+void mlm_collate(mlm_batch *out, const int32_t *rows, int B, int S_in, const mlm_opts *o,
+                 uint64_t seed, const uint64_t *keys) {
+    CORE_CHECK(B >= 0 && B <= out->cap, "mlm_collate: %d rows for a batch of %d", B, out->cap);
+    out->B = B;
     core_rng rng;
-    core_rng_init(&rng, seed, rank, step, MLM_RNG_STREAM);
     int S = S_in, m = mlm_num_masked(o, S);
     int n_mask = o->use_80_20_rule ? (int)mlm_round_half_even(0.8 * m) : m;
     int n_rand = o->use_80_20_rule ? (int)mlm_round_half_even(0.9 * m) - n_mask : 0;
@@ -96,6 +97,7 @@ void mlm_collate(mlm_batch *out, const int32_t *rows, int S_in, const mlm_opts *
     int32_t *in = xmalloc((size_t)S * sizeof *in), *lab = xmalloc((size_t)S * sizeof *lab);
     int S_out = mlm_out_len(o, S);
     for (int b = 0; b < out->B; b++) {
+        core_rng_init(&rng, seed, 0, keys[b], MLM_RNG_STREAM);
         const int32_t *row = rows + (size_t)b * (size_t)S;
         memcpy(in, row, (size_t)S * sizeof *in);
         if (o->disable_mlm) {

@@ -381,9 +381,11 @@ double sched_lr(const sched *s, int64_t step, double elapsed_s) {
 /* ---- batch-size ramp ---- */
 
 int ramp_init(ramp *r, int64_t batch_size, double ramp_value, int64_t steps, double budget_h,
-              int64_t mbs_eff, char *err, size_t errlen) {
+              int64_t mbs_eff, int64_t quantum, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     const char *msg = NULL;
+    if (quantum == 0) quantum = mbs_eff; /* the reference: the batch grows by microbatches */
+    if (quantum > batch_size && batch_size >= 1) quantum = batch_size; /* small test batches */
     if (mbs_eff < 1 || batch_size < 1)
         msg = "batch_size and the microbatch size must be >= 1";
     else if (mbs_eff > batch_size)
@@ -392,10 +394,13 @@ int ramp_init(ramp *r, int64_t batch_size, double ramp_value, int64_t steps, dou
         msg = "batch_size_ramp must be >= 0";
     else if (ramp_value > 0 && ramp_value < 1 && !(budget_h > 0 && isfinite(budget_h) && steps > 0))
         msg = "a batch_size_ramp below 1 needs budget > 0 and steps >= 1";
+    else if (quantum < 1)
+        msg = "batch_size_quantum must be >= 1";
     if (msg) {
         if (err && errlen)
-            snprintf(err, errlen, "batch ramp (MBS %lld, BS %lld, ramp %g): %s", (long long)mbs_eff,
-                     (long long)batch_size, ramp_value, msg);
+            snprintf(err, errlen, "batch ramp (MBS %lld, BS %lld, ramp %g, quantum %lld): %s",
+                     (long long)mbs_eff, (long long)batch_size, ramp_value, (long long)quantum,
+                     msg);
         return -1;
     }
     r->batch_size = batch_size;
@@ -403,16 +408,18 @@ int ramp_init(ramp *r, int64_t batch_size, double ramp_value, int64_t steps, dou
     r->steps = steps;
     r->budget_h = budget_h;
     r->mbs_eff = mbs_eff;
+    r->quantum = quantum;
     return 0;
 }
 
 int ramp_init_from_cfg(ramp *r, const cfg_node *root, const char *prefix, int64_t mbs_eff,
                        char *err, size_t errlen) {
-    double bs, rv, T, budget;
+    double bs, rv, T, budget, q;
     if (sched_num(root, prefix, "batch_size", 0, false, &bs, err, errlen) ||
         sched_num(root, prefix, "batch_size_ramp", 0, true, &rv, err, errlen) ||
         sched_num(root, prefix, "steps", 0, false, &T, err, errlen) ||
-        sched_num(root, prefix, "budget", 0, true, &budget, err, errlen))
+        sched_num(root, prefix, "budget", 0, true, &budget, err, errlen) ||
+        sched_num(root, prefix, "batch_size_quantum", 0, true, &q, err, errlen))
         return -1;
     if (!(bs >= 1 && bs < 9e18 && bs == floor(bs)) || !(T >= 0 && T < 9e18 && T == floor(T))) {
         if (err && errlen)
@@ -420,26 +427,36 @@ int ramp_init_from_cfg(ramp *r, const cfg_node *root, const char *prefix, int64_
                      prefix);
         return -1;
     }
-    return ramp_init(r, (int64_t)bs, rv, (int64_t)T, budget, mbs_eff, err, errlen);
+    char qp[256];
+    snprintf(qp, sizeof qp, "%s.batch_size_quantum", prefix);
+    const cfg_node *qn = cfg_get(root, qp);
+    if (qn && qn->type != CFG_NULL && !(q >= 1 && q < 9e18 && q == floor(q))) {
+        if (err && errlen)
+            snprintf(err, errlen,
+                     "%s=%g: expected a whole number of sequences >= 1 (or null: one microbatch)",
+                     qp, q);
+        return -1;
+    }
+    return ramp_init(r, (int64_t)bs, rv, (int64_t)T, budget, mbs_eff, (int64_t)q, err, errlen);
 }
 
 int64_t ramp_initial_batch(const ramp *r) {
-    return r->ramp == 0 ? r->batch_size : r->mbs_eff;
+    return r->ramp == 0 ? r->batch_size : r->quantum;
 }
 
 int64_t ramp_batch_size(const ramp *r, int64_t ustep, double elapsed_s) {
-    const double bs = (double)r->batch_size, mbs = (double)r->mbs_eff;
+    const double bs = (double)r->batch_size, q = (double)r->quantum;
     if (r->ramp > 0 && r->ramp < 1) {
         /* fake step without the step-0 special case of the LR schedules */
         int64_t fake = sched_fake_step(elapsed_s, r->budget_h, r->steps);
         double step_bs = bs / ((double)r->steps * r->ramp);
-        int64_t nb = (int64_t)(py_floordiv((double)fake * step_bs, mbs) + 1) * r->mbs_eff;
+        int64_t nb = (int64_t)(py_floordiv((double)fake * step_bs, q) + 1) * r->quantum;
         return nb < r->batch_size ? nb : r->batch_size;
     }
     if ((double)ustep < r->ramp) {
         double step_bs = bs / r->ramp;
-        double grow = py_floordiv((double)ustep * step_bs, mbs) + 1;
-        return (int64_t)grow * r->mbs_eff;
+        double grow = py_floordiv((double)ustep * step_bs, q) + 1;
+        return (int64_t)grow * r->quantum;
     }
     return r->batch_size;
 }

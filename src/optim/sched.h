@@ -93,25 +93,32 @@ double sched_factor(const sched *s, int64_t k);
  * ignore elapsed_s. The value returned after µstep n is the lr of the next optimizer update. */
 double sched_lr(const sched *s, int64_t step, double elapsed_s);
 
-/* ---- batch-size ramp (train.batch_size_ramp) ---- */
+/* ---- batch-size ramp (train.batch_size_ramp) ----
+ * The batch grows in steps of `quantum` sequences (train.batch_size_quantum; null: one
+ * microbatch of all ranks, as the reference does). A quantum that does not depend on the
+ * microbatch keeps the recipe's batch schedule when a larger microbatch is used for speed: the
+ * training loop then ends an update with a partial microbatch. */
 typedef struct ramp {
     int64_t batch_size; /* train.batch_size: the final (and, without ramp, the only) batch */
     double ramp;        /* 0: none; (0,1): share of the budget; >= 1: µsteps */
     int64_t steps;      /* train.steps */
     double budget_h;
     int64_t mbs_eff; /* microbatch_size * world_size */
+    int64_t quantum; /* the batch grows by multiples of this many sequences */
 } ramp;
 
-/* Validates (mbs_eff <= batch_size, ramp >= 0, budget > 0 when 0 < ramp < 1). */
+/* Validates (mbs_eff <= batch_size, ramp >= 0, budget > 0 when 0 < ramp < 1, quantum >= 0).
+ * quantum 0 means mbs_eff; a quantum above batch_size is batch_size. */
 int ramp_init(ramp *r, int64_t batch_size, double ramp_value, int64_t steps, double budget_h,
-              int64_t mbs_eff, char *err, size_t errlen);
-/* ramp_init from <prefix>.batch_size, .batch_size_ramp, .steps and .budget. */
+              int64_t mbs_eff, int64_t quantum, char *err, size_t errlen);
+/* ramp_init from <prefix>.batch_size, .batch_size_ramp, .steps, .budget and
+ * .batch_size_quantum (missing or null: one microbatch). */
 int ramp_init_from_cfg(ramp *r, const cfg_node *root, const char *prefix, int64_t mbs_eff,
                        char *err, size_t errlen);
-/* The batch size before the first update: batch_size without a ramp, else one microbatch. */
+/* The batch size before the first update: batch_size without a ramp, else one quantum. */
 int64_t ramp_initial_batch(const ramp *r);
 /* The batch size after an optimizer update that happened at µstep counter `ustep` with
- * `elapsed_s` seconds of budget used (the reference's schedule_batch_size). */
+ * `elapsed_s` seconds of budget used (the reference's schedule_batch_size, in quanta). */
 int64_t ramp_batch_size(const ramp *r, int64_t ustep, double elapsed_s);
 
 #endif

@@ -207,19 +207,21 @@ static bool buffer_finite(const bert_model *m, const float *buf) {
     return isfinite(m->ops->sumsq(m->ops, buf, m->numel));
 }
 
-/* Validation MLM loss and accuracy over the held-out rows in whole microbatches (at least one
- * batch), dropout off, masks from VALID_SEED. The totals stay on the backend until the end:
- * per batch only the token ids go up and nothing comes back. */
+/* Validation MLM loss and accuracy over the held-out rows in microbatches (the last one
+ * partial; max_batches > 0 stops after that many), dropout off, each row masked from VALID_SEED
+ * and its index, so the measure does not depend on the microbatch size. The totals stay on the
+ * backend until the end: per batch only the token ids go up and nothing comes back. */
 static void validate(bert_model *m, const store_rows *rows, const mlm_opts *mo, int mbs,
                      int max_batches, double *loss_out, double *acc_out, int64_t *nrows_out) {
     *loss_out = *acc_out = NAN;
     *nrows_out = 0;
     if (rows->row_count == 0) return;
     int B = rows->row_count < mbs ? (int)rows->row_count : mbs;
-    int64_t nb = rows->row_count / B;
-    if (max_batches > 0 && nb > max_batches) nb = max_batches;
+    int64_t total = rows->row_count;
+    if (max_batches > 0 && total > (int64_t)max_batches * B) total = (int64_t)max_batches * B;
     int S_in = rows->row_len;
     int32_t *ids = xmalloc((size_t)B * S_in * sizeof *ids);
+    uint64_t *keys = xmalloc((size_t)B * sizeof *keys);
     mlm_batch b;
     mlm_batch_init(&b, B, S_in, mo);
     bool ge = m->grad_enabled, fl = m->fetch_loss;
@@ -227,11 +229,14 @@ static void validate(bert_model *m, const store_rows *rows, const mlm_opts *mo, 
     m->fetch_loss = false;
     int64_t nvalid = 0;
     bool measured = false;
-    for (int64_t k = 0; k < nb; k++) {
-        for (int i = 0; i < B; i++)
-            store_rows_get(rows, k * B + i, ids + (size_t)i * S_in);
-        mlm_collate(&b, ids, S_in, mo, VALID_SEED, 0, (uint64_t)k);
-        bert_forward(m, b.input_ids, NULL, b.labels, NULL, B, b.S, false, VALID_SEED, (uint64_t)k);
+    for (int64_t k = 0, first = 0; first < total; k++, first += B) {
+        int n = total - first < B ? (int)(total - first) : B;
+        for (int i = 0; i < n; i++) {
+            store_rows_get(rows, first + i, ids + (size_t)i * S_in);
+            keys[i] = (uint64_t)(first + i);
+        }
+        mlm_collate(&b, ids, n, S_in, mo, VALID_SEED, keys);
+        bert_forward(m, b.input_ids, NULL, b.labels, NULL, n, b.S, false, VALID_SEED, (uint64_t)k);
         kill_point(KILL_VALID, k + 1);
         if (m->cfg.kind == BERT_ARCH_SANITY || m->nvalid == 0) continue;
         if (!measured) bert_eval_reset(m);
@@ -247,8 +252,9 @@ static void validate(bert_model *m, const store_rows *rows, const mlm_opts *mo, 
         *loss_out = loss_sum / (double)nvalid;
         *acc_out = correct / (double)nvalid;
     }
-    *nrows_out = nb * B;
+    *nrows_out = total;
     free(ids);
+    free(keys);
     mlm_batch_free(&b);
 }
 
@@ -380,6 +386,13 @@ static int job_from_cfg(job *j, cfg_node *cfg, int64_t world, int64_t dry_mbs_ca
     if (adamw_hparams_from_cfg(cfg, "train.optim", &j->hp, &j->base_lr, err, errlen)) return -1;
     if (sched_init_from_cfg(&j->sch, cfg, "train", j->base_lr, 0, err, errlen)) return -1;
     if (ramp_init_from_cfg(&j->rmp, cfg, "train", j->mbs * world, err, errlen)) return -1;
+    if (j->rmp.batch_size % world || j->rmp.quantum % world) {
+        snprintf(err, errlen,
+                 "train.batch_size=%lld and train.batch_size_quantum=%lld must be multiples of the "
+                 "%d ranks: every rank takes the same share of each update",
+                 (long long)j->rmp.batch_size, (long long)j->rmp.quantum, (int)world);
+        return -1;
+    }
     return 0;
 }
 
@@ -570,7 +583,8 @@ typedef struct run {
  *   record: i64 µstep, i32 rows, i32 seq, i32 input_ids[rows*seq], i32 labels[rows*seq],
  *           f64 lr (passed to the update that follows, or the scheduler's current value),
  *           u32 update (1: an optimizer update follows this µstep), f32 grad scale of the
- *           backward (1/accum), f64 loss
+ *           backward (the µstep's share of the update's sequences), f64 loss. rows may differ
+ *           between records: the last µstep of an update can be partial.
  * Unset, it costs one getenv per run. */
 #define REPLAY_MAGIC "CRAMRPL\0"
 #define REPLAY_VERSION 1u
@@ -1090,13 +1104,12 @@ static int run_build(run *r, cfg_node *cfg, train_result *res) {
         core_log_info("Loading intermediate checkpoint from previous run: %s", J->state_path);
         train_progress L = *P;
         int st = ckpt_load_state(J->state_path, m, &L, err, errlen);
-        if (st == TS_EMISMATCH || (st == 0 && (L.mbs_eff != P->mbs_eff || L.world != P->world))) {
+        if (st == TS_EMISMATCH || (st == 0 && L.world != P->world)) {
             if (st == 0)
                 snprintf(err, errlen,
-                         "%.1024s was written with microbatch %lld x %lld ranks; resume with the "
-                         "same impl.microbatch_size and world size",
-                         J->state_path, (long long)(L.mbs_eff / (L.world ? L.world : 1)),
-                         (long long)L.world);
+                         "%.1024s was written by %lld ranks; resume with the same world size "
+                         "(%d now): each rank reads its own share of the data",
+                         J->state_path, (long long)L.world, r->d->world);
             core_log_error("cannot resume: %s", err);
             return 2;
         } else if (st != 0) {
@@ -1123,11 +1136,19 @@ static int run_build(run *r, cfg_node *cfg, train_result *res) {
                 else if (h.config_hash != r->config_hash)
                     warn_config_differs(r, cfg, h.config_hash);
             }
+            int64_t mbs_now = P->mbs_eff;
             *P = L;
+            if (L.mbs_eff != mbs_now)
+                core_log_info("The state was written with microbatch %lld per rank; going on with "
+                              "%lld. The data stream, its masks and the batch schedule go on "
+                              "unchanged.",
+                              (long long)(L.mbs_eff / (L.world ? L.world : 1)),
+                              (long long)(mbs_now / (L.world ? L.world : 1)));
+            P->mbs_eff = mbs_now;
             r->state_step = P->step; /* the state file holds this step */
             loader_seek(&r->ld, P->pos);
             core_log_info("Successfully loaded state with metadata {step: %lld, elapsed: %.3f, "
-                          "updates: %lld, epoch: %lld, batch: %lld}",
+                          "updates: %lld, epoch: %lld, row: %lld}",
                           (long long)P->step, P->elapsed_s, (long long)P->opt_t,
                           (long long)P->pos.epoch, (long long)P->pos.index);
         }
@@ -1145,8 +1166,9 @@ static train_stop run_loop(run *r, train_result *res) {
     char *err = r->err;
     const train_hooks *hooks = r->hooks;
     train_progress P = r->P;
-    int64_t accum = P.cur_bs / P.mbs_eff;
+    int world = d->world;
     int32_t *rows = xmalloc((size_t)J.mbs * r->S_in * sizeof *rows);
+    uint64_t *keys = xmalloc((size_t)J.mbs * sizeof *keys);
     char path[CORE_PATH_MAX + 64];
     if (rank == 0) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", J.run_dir);
@@ -1156,7 +1178,7 @@ static train_stop run_loop(run *r, train_result *res) {
             core_log_warn("no TensorBoard events: %s", err);
     }
     FILE *metrics = r->metrics;
-    int64_t tokens_per_step = (int64_t)r->mb.S * P.mbs_eff;
+    const int64_t S_out = r->mb.S; /* tokens per trained sequence */
     double peak = r->peak, flops_tok = r->flops_tok;
     int cards = r->dev.gpu ? d->world : 1; /* the peak is per GPU */
 
@@ -1176,6 +1198,7 @@ static train_stop run_loop(run *r, train_result *res) {
     /* Start the clocks now */
     double t_start = core_now() - P.elapsed_s, t_loop = core_now(), t_print = t_loop;
     int64_t first_step = P.step, print_step = P.step; /* the µstep of the last print */
+    int64_t first_rows = P.rows, print_rows = P.rows;
     train_stop stop = TRAIN_STOP_NONE;
     double el = P.elapsed_s;
     /* A resumed state may be at the end already (saved at the last µstep, during validation or
@@ -1191,24 +1214,30 @@ static train_stop run_loop(run *r, train_result *res) {
     }
     while (!at_end) {
         int64_t step = P.step + 1;
-        loader_next(&r->ld, rows);
-        mlm_collate(&r->mb, rows, r->S_in, &r->mo, P.seed, (uint32_t)rank, (uint64_t)step);
-        double loss = bert_forward(&r->m, r->mb.input_ids, NULL, r->mb.labels, NULL, (int)J.mbs,
-                                   r->mb.S, J.train_mode, P.seed, (uint64_t)step);
-        float grad_scale = 1.0f / (float)accum;
+        /* a whole microbatch of every rank, or what is left of the update: each rank takes the
+         * same share (the batch and the quantum are multiples of the world size) */
+        int64_t left = P.cur_bs - P.acc, n_all = left < P.mbs_eff ? left : P.mbs_eff;
+        int n = (int)(n_all / world);
+        loader_next(&r->ld, rows, n, keys);
+        mlm_collate(&r->mb, rows, n, r->S_in, &r->mo, P.seed, keys);
+        double loss = bert_forward(&r->m, r->mb.input_ids, NULL, r->mb.labels, NULL, n, r->mb.S,
+                                   J.train_mode, P.seed, (uint64_t)step);
+        /* the microbatch's share of the update: 1/accum when every microbatch is whole, as the
+         * reference scales its loss */
+        float grad_scale = (float)((double)n_all / (double)P.cur_bs);
         bert_backward(&r->m, grad_scale);
         kill_point(KILL_STEP, step);
         P.step = step;
-        P.acc += P.mbs_eff;
+        P.acc += n_all;
+        P.rows += n_all;
         el = core_now() - t_start;
         dist_bcast_bytes(d, &el, sizeof el); /* one clock for every rank */
-        replay_record(&rd, step, &r->mb, (int)J.mbs, P.lr, P.acc >= P.cur_bs, grad_scale, loss);
+        replay_record(&rd, step, &r->mb, n, P.lr, P.acc >= P.cur_bs, grad_scale, loss);
         if (P.acc >= P.cur_bs) {
             P.acc = 0;
             P.opt_t++;
             adamw_model_step(&r->m, d, &J.hp, P.lr, J.clip, P.opt_t);
             P.cur_bs = ramp_batch_size(&J.rmp, step, el);
-            accum = P.cur_bs / P.mbs_eff;
         }
         P.lr = sched_lr(&J.sch, step, el); /* every microbatch */
         P.last_loss = loss;
@@ -1229,7 +1258,8 @@ static train_stop run_loop(run *r, train_result *res) {
              * print_every in the first window after a resume) */
             int64_t nrun = step - print_step > 0 ? step - print_step : 1;
             double tt = (now - t_print) / (double)nrun;
-            double tps = tt > 0 ? (double)tokens_per_step / tt : 0;
+            double tps =
+                now > t_print ? (double)((P.rows - print_rows) * S_out) / (now - t_print) : 0;
             char td[64], mfu[96];
             mfu_text(mfu, sizeof mfu, tps, flops_tok, peak, cards);
             /* the reference's estimate is step time x train.steps; the budget ends a run first
@@ -1246,8 +1276,8 @@ static train_stop run_loop(run *r, train_result *res) {
                         "{\"step\": %lld, \"epoch\": %lld, \"tokens\": %lld, \"loss\": %.6f, "
                         "\"last_loss\": %.6f, \"lr\": %.8g, \"batch_size\": %lld, "
                         "\"tok_per_s\": %.1f, \"elapsed\": %.3f}\n",
-                        (long long)step, (long long)lp.epoch, (long long)(step * tokens_per_step),
-                        avg, loss, P.lr, (long long)P.cur_bs, tps, el);
+                        (long long)step, (long long)lp.epoch, (long long)(P.rows * S_out), avg,
+                        loss, P.lr, (long long)P.cur_bs, tps, el);
                 fflush(metrics);
             }
             tboard_scalar(r->tb, "train/loss", step, avg);
@@ -1258,7 +1288,7 @@ static train_stop run_loop(run *r, train_result *res) {
             if (peak > 0)
                 tboard_scalar(r->tb, "train/mfu_percent", step,
                               mfu_percent(tps, flops_tok, peak, cards));
-            tboard_scalar(r->tb, "train/tokens", step, (double)(step * tokens_per_step));
+            tboard_scalar(r->tb, "train/tokens", step, (double)(P.rows * S_out));
             tboard_flush(r->tb);
             if (r->nhist == r->caphist) {
                 r->caphist = r->caphist ? 2 * r->caphist : 64;
@@ -1273,6 +1303,7 @@ static train_stop run_loop(run *r, train_result *res) {
             P.win_n = 0;
             t_print = now;
             print_step = step;
+            print_rows = P.rows;
             if (J.et_enabled && avg > J.et_threshold && el / 3600.0 > J.et_budget_h) {
                 allowed = 0;
                 stop = TRAIN_STOP_EARLY;
@@ -1350,7 +1381,6 @@ static train_stop run_loop(run *r, train_result *res) {
             P = L;
             r->state_step = P.step;
             loader_seek(&r->ld, P.pos);
-            accum = P.cur_bs / P.mbs_eff;
             t_start = core_now() - P.elapsed_s;
         }
     }
@@ -1365,7 +1395,7 @@ static train_stop run_loop(run *r, train_result *res) {
     res->updates = P.opt_t;
     res->last_loss = P.last_loss;
     res->train_seconds = loop_s;
-    res->tok_per_s = loop_s > 0 ? (double)((P.step - first_step) * tokens_per_step) / loop_s : 0;
+    res->tok_per_s = loop_s > 0 ? (double)((P.rows - first_rows) * S_out) / loop_s : 0;
     char mfu[96];
     mfu_text(mfu, sizeof mfu, res->tok_per_s, flops_tok, peak, cards);
     core_log_info("Trained %lld microbatches (%lld updates) in %.1f s: %.0f tokens/s, MFU %s.",
@@ -1374,6 +1404,7 @@ static train_stop run_loop(run *r, train_result *res) {
     if (metrics) fclose(metrics);
     r->metrics = NULL;
     free(rows);
+    free(keys);
     r->P = P;
     return stop;
 }

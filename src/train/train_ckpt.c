@@ -18,8 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Version of the progress words in the state file's position slots. */
-#define PROGRESS_VERSION 1
+/* Version of the progress words in the state file's position slots. Version 2: the loader's
+ * index counts rows (version 1: microbatches of mbs_eff / world rows) and W_ROWS holds the
+ * sequences trained so far (version 1: step * mbs_eff). */
+#define PROGRESS_VERSION 2
 enum {
     W_VERSION,
     W_EPOCH,
@@ -34,6 +36,8 @@ enum {
     W_LAST_LOSS,
     W_MBS_EFF,
     W_WORLD,
+    W_COUNT_V1,
+    W_ROWS = W_COUNT_V1,
     W_COUNT
 };
 
@@ -326,6 +330,7 @@ int ckpt_save_state(const char *path, const bert_model *m, const train_progress 
     h.pos[W_LAST_LOSS] = dbits(p->last_loss);
     h.pos[W_MBS_EFF] = (uint64_t)p->mbs_eff;
     h.pos[W_WORLD] = (uint64_t)p->world;
+    h.pos[W_ROWS] = (uint64_t)p->rows;
     h.rng_bytes = 0; /* every random stream is keyed by (seed, rank, step): no state to keep */
     int rc = 0;
     if (p->acc != 0) {
@@ -382,7 +387,8 @@ int ckpt_load_state(const char *path, bert_model *m, train_progress *p, char *er
     ts_header h;
     ts_status st =
         ts_read(path, &h, host, host + n, host + 2 * n, n, ckpt_model_hash(m), err, errlen);
-    if (st == TS_OK && (h.npos < W_COUNT || h.pos[W_VERSION] != PROGRESS_VERSION)) {
+    bool v1 = st == TS_OK && h.npos >= W_COUNT_V1 && h.pos[W_VERSION] == 1;
+    if (st == TS_OK && !v1 && (h.npos < W_COUNT || h.pos[W_VERSION] != PROGRESS_VERSION)) {
         snprintf(err, errlen, "%s: progress words of an unknown version", path);
         st = TS_EFORMAT;
     }
@@ -424,6 +430,12 @@ int ckpt_load_state(const char *path, bert_model *m, train_progress *p, char *er
     p->last_loss = bitsd(h.pos[W_LAST_LOSS]);
     p->mbs_eff = (int64_t)h.pos[W_MBS_EFF];
     p->world = (int64_t)h.pos[W_WORLD];
+    if (v1) { /* microbatches of the same size throughout */
+        p->pos.index *= p->mbs_eff / (p->world > 0 ? p->world : 1);
+        p->rows = p->step * p->mbs_eff;
+    } else {
+        p->rows = (int64_t)h.pos[W_ROWS];
+    }
     return 0;
 }
 

@@ -17,16 +17,18 @@ typedef struct train_progress {
     int64_t step;         /* µsteps done */
     int64_t opt_t;        /* optimizer updates done (AdamW's t) */
     int64_t cur_bs;       /* batch size of the update being accumulated */
-    int64_t acc;          /* samples accumulated towards it (0 at an update boundary) */
+    int64_t acc;          /* sequences of all ranks accumulated towards it (0 at an update
+                           * boundary) */
     double lr;            /* the lr the next update will use (the scheduler's last value) */
     double elapsed_s;     /* budget clock */
-    loader_pos pos;       /* next batch of the loader */
+    loader_pos pos;       /* the loader's next row */
+    int64_t rows;         /* sequences trained, all ranks (µsteps may differ in size) */
     double win_sum;       /* losses since the last print line ... */
     int64_t win_n;        /* ... and their count, so the printed average survives a resume */
     double last_loss;     /* last µstep's loss */
     uint64_t seed;        /* the run's seed (a resumed run keeps it) */
     uint64_t config_hash; /* this run's config fingerprint, written into every state */
-    int64_t mbs_eff;      /* microbatch_size * world: a resume must use the same */
+    int64_t mbs_eff;      /* microbatch_size * world when written (a resume may change it) */
     int64_t world;
 } train_progress;
 
