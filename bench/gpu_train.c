@@ -742,6 +742,7 @@ static void make_batches(mlm_batch *ring, const mlm_opts *mo, int B, int S, uint
 /* forward + backward, and the optimizer update every accum-th microstep */
 static double microstep(bert_model *m, const mlm_batch *b, const adamw_hparams *hp, double lr,
                         double clip, int accum, int64_t *k) {
+    m->grad_scale = 1.0f / (float)accum; /* folded into the loss gradient, as cram pretrain does */
     double loss =
         bert_forward(m, b->input_ids, NULL, b->labels, NULL, b->B, b->S, false, 1, (uint64_t)*k);
     bert_backward(m, 1.0f / (float)accum);

@@ -605,6 +605,57 @@ static void test_arena_reuse_across_shapes(void **state) {
     }
 }
 
+/* The loss scale folded into the MLM forward (bert_model.grad_scale) gives the gradients of a
+ * separate scaling pass, and a backward with another scale than the folded one still scales
+ * right: the same gradients within rounding, on every row. */
+static void test_folded_loss_scale(void **state) {
+    (void)state;
+    char *ov[] = {
+        "arch=crammed-bert",   "train=bert-o4",         "arch.num_transformer_layers=1",
+        "arch.hidden_size=16", "arch.intermed_size=32", "arch.attention.num_attention_heads=2"};
+    bert_config c;
+    char err[512];
+    assert_int_equal(config_for(&c, 6, ov, 40, err, sizeof err), 0);
+    FOR_EACH_ROW(o) {
+        enum { B = 2, S = 16 };
+        int32_t ids[B * S], labels[B * S];
+        for (int i = 0; i < B * S; i++) {
+            ids[i] = 1 + (i * 11) % 39;
+            labels[i] = i % 4 == 1 ? (i * 3) % 39 : -100;
+        }
+        const float s = 0.125f, other = 0.3f;
+        float *g[3];
+        for (int k = 0; k < 3; k++) {
+            bert_model m;
+            bert_init(&m, &c, o);
+            bert_init_weights(&m, 5);
+            m.grad_scale = k == 0 ? 1.0f : s; /* 0: a separate pass; 1: folded; 2: folded s */
+            double loss = bert_forward(&m, ids, NULL, labels, NULL, B, S, false, 1, 1);
+            assert_true(isfinite(loss));
+            bert_backward(&m, k == 2 ? other : s); /* 2: backward with another scale */
+            g[k] = malloc(m.numel * sizeof(float));
+            m.ops->download(m.ops, g[k], m.g, m.numel * sizeof(float));
+            if (k == 2) /* the gradient of scale `other`, compare it at scale s */
+                for (size_t i = 0; i < m.numel; i++)
+                    g[k][i] *= s / other;
+            size_t n = m.numel;
+            bert_free(&m);
+            if (k == 0) continue;
+            double d = 0, a = 0;
+            for (size_t i = 0; i < n; i++) {
+                d = fmax(d, fabs((double)g[k][i] - g[0][i]));
+                a = fmax(a, fabs((double)g[0][i]));
+            }
+            print_message("%s: folded scale (%s backward): max diff %.2e of %.2e\n", o->name,
+                          k == 1 ? "same" : "other", d, a);
+            assert_true(a > 0);
+            assert_true(d <= (o->act_bytes == 4 ? 1e-6 : 2e-2) * a);
+        }
+        for (int k = 0; k < 3; k++)
+            free(g[k]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crammed_bert_vs_pytorch),
@@ -613,6 +664,7 @@ int main(void) {
         cmocka_unit_test(test_model_finite_differences),
         cmocka_unit_test(test_sparse_row_choice),
         cmocka_unit_test(test_arena_reuse_across_shapes),
+        cmocka_unit_test(test_folded_loss_scale),
         cmocka_unit_test(test_parameter_counts),
         cmocka_unit_test(test_names_and_decay),
         cmocka_unit_test(test_config_errors),

@@ -207,6 +207,7 @@ void bert_init(bert_model *m, const bert_config *c, const ops *o) {
     }
     m->grad_enabled = true;
     m->fetch_loss = true;
+    m->grad_scale = 1.0f;
     builder b = {.m = m};
     if (c->kind == BERT_ARCH_CRAMMED) {
         build_crammed(m, &b);

@@ -142,6 +142,11 @@ typedef struct bert_model {
     /* default true: the forward returns the loss, one small read to the host; validation sets it
      * false and keeps its totals on the backend (bert_eval_add) */
     bool fetch_loss;
+    /* default 1: the backward's loss scale, when the caller knows it before the forward. The MLM
+     * forward folds it into the loss gradient it prepares, so a backward with the same scale
+     * needs no extra pass over the [rows, V] gradient (another scale still works: one pass). */
+    float grad_scale;
+    float xent_scale; /* the scale the last MLM forward folded in */
     uint64_t seed, step;
     uint32_t rank; /* data-parallel rank: keys the dropout masks (0 unless the trainer sets it) */
     double loss;

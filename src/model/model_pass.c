@@ -182,8 +182,11 @@ static double mlm_forward(bert_model *m, const int32_t *labels) {
     }
     o->matmul_fwd(o, m->logits, x, W(m, m->wte), W(m, m->dec_b), R, H, c->V, 0);
     /* the gradient of the mean loss comes out of the same pass; backward only rescales it */
+    CORE_CHECK(m->grad_scale > 0 && isfinite(m->grad_scale), "bert_model.grad_scale is %g",
+               (double)m->grad_scale);
+    m->xent_scale = m->grad_scale;
     o->xent_fwd_bwd(o, m->losses, m->grad_enabled ? m->dlogits : NULL, m->logits, m->d_labels, R,
-                    c->V, m->nvalid ? 1.0f / (float)m->nvalid : 0.0f);
+                    c->V, m->nvalid ? m->grad_scale / (float)m->nvalid : 0.0f);
     if (m->nvalid == 0) return labels ? NAN : 0.0;
     if (!m->fetch_loss) return NAN; /* the caller keeps totals on the backend (bert_eval_add) */
     return o->sum(o, m->losses, (size_t)R) / m->nvalid;
@@ -351,7 +354,8 @@ static void mlm_backward(bert_model *m, float loss_scale) {
     o->memset0(o, m->dhfin, A(m, (size_t)N * H));
     if (m->nvalid == 0) return;
     CORE_CHECK(m->grad_enabled, "bert_backward after a forward without gradients");
-    if (loss_scale != 1.0f) o->scale(o, m->dlogits, loss_scale, (size_t)R * c->V);
+    if (loss_scale != m->xent_scale) /* not what the forward folded in */
+        o->scale(o, m->dlogits, loss_scale / m->xent_scale, (size_t)R * c->V);
     const float *x = R != N ? m->gath : m->hfin;
     const float *dec_in = c->head_transform ? m->ht_ln : x;
     float *ddec_in = c->head_transform ? m->dht : (R != N ? m->dgath : m->dhfin);

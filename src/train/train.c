@@ -1220,11 +1220,12 @@ static train_stop run_loop(run *r, train_result *res) {
         int n = (int)(n_all / world);
         loader_next(&r->ld, rows, n, keys);
         mlm_collate(&r->mb, rows, n, r->S_in, &r->mo, P.seed, keys);
+        /* the microbatch's share of the update: 1/accum when every microbatch is whole, as the
+         * reference scales its loss; the forward folds it into the loss gradient */
+        float grad_scale = (float)((double)n_all / (double)P.cur_bs);
+        r->m.grad_scale = grad_scale;
         double loss = bert_forward(&r->m, r->mb.input_ids, NULL, r->mb.labels, NULL, n, r->mb.S,
                                    J.train_mode, P.seed, (uint64_t)step);
-        /* the microbatch's share of the update: 1/accum when every microbatch is whole, as the
-         * reference scales its loss */
-        float grad_scale = (float)((double)n_all / (double)P.cur_bs);
         bert_backward(&r->m, grad_scale);
         kill_point(KILL_STEP, step);
         P.step = step;
