@@ -722,6 +722,37 @@ static void print_profile(const timed_ops *t, int P, double step_s, int gpu) {
            100.0 * floor / step_s, 1e3 * synced);
 }
 
+/* What the memory plan (bert_plan_memory: the bytes cram pretrain checks before it allocates)
+ * says on this backend row: beside each measured peak, and the largest microbatch that fits on
+ * the 80 GB and 141 GB cards (their memory as nvidia-smi reports it, less the reserve the
+ * trainer keeps for library workspaces and the CUDA context). */
+static void memory_report(const ops *o, const bert_config *bc, int S, const mb_result *res, int n,
+                          bool gpu) {
+    printf("# memory plan (%s, %s, sequence %d):\n", o->name, o->precision, S);
+    for (int k = 0; k < n; k++) {
+        bert_mem_plan p;
+        bert_plan_memory(&p, bc, o, res[k].mb, S);
+        char meas[64] = "";
+        if (gpu)
+            snprintf(meas, sizeof meas, ", measured peak %.2f GiB (%+.1f%%)", res[k].peak_gib,
+                     100.0 * (res[k].peak_gib * 1073741824.0 / (double)p.total - 1.0));
+        printf("#   microbatch %d: planned %.2f GiB (state %.2f, working weights %.2f, "
+               "activations %.2f)%s\n",
+               res[k].mb, p.total / 1073741824.0, p.state / 1073741824.0, p.working / 1073741824.0,
+               p.acts / 1073741824.0, meas);
+    }
+    static const struct {
+        const char *card;
+        double mib;
+    } cards[] = {{"H100 80GB (81,559 MiB)", 81559}, {"H200 (143,771 MiB)", 143771}};
+    for (size_t k = 0; k < sizeof cards / sizeof *cards; k++) {
+        size_t bytes = (size_t)(cards[k].mib * 1048576.0) - TRAIN_DEVICE_RESERVE_BYTES;
+        int best = bert_plan_max_batch(bc, o, S, bytes, 1 << 20);
+        printf("RESULT gpu_memory max_microbatch=%d card=\"%s\" precision=%s sequence=%d\n", best,
+               cards[k].card, o->precision, S);
+    }
+}
+
 static void make_batches(mlm_batch *ring, const mlm_opts *mo, int B, int S, uint64_t seed) {
     int32_t *rows = xmalloc((size_t)B * S * sizeof *rows);
     uint64_t *keys = xmalloc((size_t)B * sizeof *keys);
@@ -948,6 +979,7 @@ int main(int argc, char **argv) {
     if (gpu)
         printf("# peak device memory is the most the backend has held since the program "
                "started, so a later microbatch's figure covers the earlier ones\n");
+    memory_report(o, &bc, a.seq, res, a.nmb, gpu);
     backend_close(o);
     cfg_free(cfg);
     return 0;
