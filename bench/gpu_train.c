@@ -773,10 +773,13 @@ static void make_batches(mlm_batch *ring, const mlm_opts *mo, int B, int S, uint
 /* forward + backward, and the optimizer update every accum-th microstep */
 static double microstep(bert_model *m, const mlm_batch *b, const adamw_hparams *hp, double lr,
                         double clip, int accum, int64_t *k) {
-    m->grad_scale = 1.0f / (float)accum; /* folded into the loss gradient, as cram pretrain does */
-    double loss =
-        bert_forward(m, b->input_ids, NULL, b->labels, NULL, b->B, b->S, false, 1, (uint64_t)*k);
+    /* as cram pretrain does: the scale folded into the loss gradient, forward and backward
+     * queued back to back, the loss read after both */
+    m->grad_scale = 1.0f / (float)accum;
+    m->fetch_loss = false;
+    bert_forward(m, b->input_ids, NULL, b->labels, NULL, b->B, b->S, false, 1, (uint64_t)*k);
     bert_backward(m, 1.0f / (float)accum);
+    double loss = bert_mlm_loss(m);
     ++*k;
     if (*k % accum == 0) adamw_model_step(m, NULL, hp, lr, clip, *k / accum);
     return loss;

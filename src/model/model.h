@@ -139,8 +139,10 @@ typedef struct bert_model {
     /* default true: the MLM forward also prepares the loss gradient, in place over the logits
      * (one [rows, V] buffer less); set false to read m->logits after a forward (validation) */
     bool grad_enabled;
-    /* default true: the forward returns the loss, one small read to the host; validation sets it
-     * false and keeps its totals on the backend (bert_eval_add) */
+    /* default true: the forward returns the loss, one small read to the host (on a GPU, a wait
+     * for the forward to finish). false: the forward returns NAN; validation keeps its totals on
+     * the backend (bert_eval_add), and the trainer reads the loss with bert_mlm_loss after the
+     * backward is queued, so the device never waits for the host inside a microstep */
     bool fetch_loss;
     /* default 1: the backward's loss scale, when the caller knows it before the forward. The MLM
      * forward folds it into the loss gradient it prepares, so a backward with the same scale
@@ -191,6 +193,9 @@ int bert_plan_max_batch(const bert_config *c, const ops *o, int S, size_t avail,
  * 0 pad) or NULL. training enables dropout, keyed by (seed, step). Returns the loss. */
 double bert_forward(bert_model *m, const int32_t *ids, const int32_t *types, const int32_t *labels,
                     const float *mask, int B, int S, bool training, uint64_t seed, uint64_t step);
+/* The MLM loss of the last forward (the mean over its labelled tokens; NAN when there were
+ * none, 0 without labels), read from the backend: for a forward run with fetch_loss false. */
+double bert_mlm_loss(const bert_model *m);
 /* The sequence classifier (cfg.num_labels > 0): pooler (zero_index or avg), dense +
  * Tanh + dropout, head. labels [B] class ids for num_labels > 1, targets [B] for regression
  * (num_labels == 1, MSE); both NULL: logits only, loss 0. Logits stay readable through

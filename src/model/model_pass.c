@@ -188,8 +188,14 @@ static double mlm_forward(bert_model *m, const int32_t *labels) {
     o->xent_fwd_bwd(o, m->losses, m->grad_enabled ? m->dlogits : NULL, m->logits, m->d_labels, R,
                     c->V, m->nvalid ? m->grad_scale / (float)m->nvalid : 0.0f);
     if (m->nvalid == 0) return labels ? NAN : 0.0;
-    if (!m->fetch_loss) return NAN; /* the caller keeps totals on the backend (bert_eval_add) */
+    if (!m->fetch_loss) return NAN; /* read later (bert_mlm_loss) or kept on the backend */
     return o->sum(o, m->losses, (size_t)R) / m->nvalid;
+}
+
+double bert_mlm_loss(const bert_model *m) {
+    CORE_CHECK(m->arena && m->cfg.num_labels == 0, "bert_mlm_loss needs an MLM forward");
+    if (m->cfg.kind == BERT_ARCH_SANITY || m->nvalid == 0) return m->loss; /* set by the forward */
+    return m->ops->sum(m->ops, m->losses, (size_t)m->nrows) / m->nvalid;
 }
 
 static void load_inputs(bert_model *m, const int32_t *ids, const int32_t *types, const float *mask,

@@ -1224,9 +1224,12 @@ static train_stop run_loop(run *r, train_result *res) {
          * reference scales its loss; the forward folds it into the loss gradient */
         float grad_scale = (float)((double)n_all / (double)P.cur_bs);
         r->m.grad_scale = grad_scale;
-        double loss = bert_forward(&r->m, r->mb.input_ids, NULL, r->mb.labels, NULL, n, r->mb.S,
-                                   J.train_mode, P.seed, (uint64_t)step);
+        /* forward and backward queued back to back; the loss is read after both */
+        r->m.fetch_loss = false;
+        bert_forward(&r->m, r->mb.input_ids, NULL, r->mb.labels, NULL, n, r->mb.S, J.train_mode,
+                     P.seed, (uint64_t)step);
         bert_backward(&r->m, grad_scale);
+        double loss = bert_mlm_loss(&r->m);
         kill_point(KILL_STEP, step);
         P.step = step;
         P.acc += n_all;
