@@ -3,7 +3,9 @@
 # one process with microbatch 8 (the same global batches: rank r reads rows r, r+2, ...), up to
 # the order of the fp32 gradient sums; then a 2-rank run stopped by SIGTERM and resumed with
 # 2 ranks must equal an uninterrupted 2-rank run. Masking is off (objective.disable_mlm) and every
-# row is decoded (arch.sparse_prediction=0), since MLM masks are drawn per rank.
+# row is decoded (arch.sparse_prediction=0) in those; a last pair runs the full MLM objective with
+# 2 ranks at microbatch 3 (updates of 3 + 3 + 2 rows per rank): each row's masks follow its place
+# in the data stream, not the rank or microbatch, so it too must end with the one process's weights.
 # Usage: tests/cli_dist_train.sh path/to/cram   (run from the repository root)
 set -u
 CRAM=${1:?usage: $0 path/to/cram}
@@ -57,6 +59,18 @@ sys.exit(0 if rel <= tol else 1)
 PY
 }
 compare "$(ckpt single)" "$(ckpt ranks2)" 1e-5 || { echo "FAIL: 2 ranks differ from 1 process"; exit 1; }
+
+MLM=()
+for a in "${ARGS[@]}"; do
+    case $a in train.objective.disable_mlm=* | arch.sparse_prediction=*) ;; *) MLM+=("$a") ;; esac
+done
+run single_mlm "$CRAM" pretrain "${MLM[@]}" name=single_mlm impl.microbatch_size=8
+run ranks2_mlm "${MPI[@]}" "$CRAM" pretrain "${MLM[@]}" name=ranks2_mlm impl.microbatch_size=3 \
+    train.steps=12
+grep -q "Trained 12 microbatches (4 updates)" "$tmp/ranks2_mlm.log" ||
+    { echo "FAIL: 2 ranks at microbatch 3 did not make 4 updates in 12 µsteps"; grep Trained "$tmp/ranks2_mlm.log"; exit 1; }
+compare "$(ckpt single_mlm)" "$(ckpt ranks2_mlm)" 1e-5 ||
+    { echo "FAIL: MLM with 2 ranks at microbatch 3 differs from 1 process at 8"; exit 1; }
 
 # resume with 2 ranks: stop after a periodic state at microbatch 4, resume, compare with ranks2
 R=("${ARGS[@]}" impl.microbatch_size=4 impl.save_intermediate_checkpoints=True impl.save_every_nth_step=4)
