@@ -11,6 +11,8 @@
 #include "core/core.h"
 #include "ops/backend.h"
 #include "ops/bf16.h"
+#include "ops/cuda/fattn_math.h"
+#include "ops/cuda/gpu.h"
 #include "ops/ops.h"
 
 #include <math.h>
@@ -694,6 +696,59 @@ static void test_attention_dropout_mask(void **state) {
     }
 }
 
+/* ---- the fused CUDA attention's host-side arithmetic (fattn_math.h) -------------------------- */
+static void test_fattn_math(void **state) {
+    (void)state;
+    /* the dropout bits four at a time are ops_dropout_keep's, at every alignment and across the
+     * carry of the counter's low word */
+    for (int k = 0; k < 3; k++) {
+        ops_dropout d = {.p = 0.1f + 0.2f * (float)k, .step = 0x100000007ull * (uint64_t)k + 3};
+        core_rng_key(d.key, 11, (uint32_t)k, 2);
+        uint64_t thr = ops_fattn_drop_threshold(d.p);
+        const uint64_t starts[2] = {0, (1ull << 34) - 512};
+        for (int s0 = 0; s0 < 2; s0++)
+            for (uint64_t i = starts[s0]; i < starts[s0] + 1024; i++) {
+                unsigned bits = ops_fattn_keep4(&d, thr, i);
+                for (unsigned u = 0; u < 4; u++)
+                    assert_int_equal((bits >> u) & 1u, (unsigned)ops_dropout_keep(&d, i + u));
+            }
+    }
+    /* the online softmax over key tiles, as the forward runs it, against the direct one: a tail
+     * of 2 keys, masked keys, scores large enough that the running maximum moves */
+    enum { S = 130, T = OPS_FATTN_TILE };
+    core_rng r;
+    core_rng_init(&r, 9, 0, 0, 4);
+    float s[S];
+    for (int j = 0; j < S; j++)
+        s[j] = ops_fattn_score(8.0f * core_rng_normal(&r) + 0.2f * (float)j, 0.41f,
+                               ops_fattn_key_bias(j % 9 == 4 ? 0.0f : 1.0f));
+    float m = -INFINITY, l = 0.0f;
+    for (int k0 = 0; k0 < S; k0 += T) {
+        int nk = S - k0 < T ? S - k0 : T;
+        float tmax = -INFINITY, ts = 0.0f;
+        for (int j = 0; j < nk; j++)
+            tmax = fmaxf(tmax, s[k0 + j]);
+        float alpha = ops_fattn_step(&m, tmax);
+        for (int j = 0; j < nk; j++)
+            ts += ops_expf(s[k0 + j] - m);
+        l = l * alpha + ts;
+    }
+    float lse = ops_fattn_lse(m, l);
+    double mx = -1e300, sum = 0.0;
+    for (int j = 0; j < S; j++)
+        mx = fmax(mx, s[j]);
+    for (int j = 0; j < S; j++)
+        sum += exp(s[j] - mx);
+    double want = mx + log(sum);
+    assert_true(fabs(lse - want) <= 2e-6 * (1.0 + fabs(want)));
+    for (int j = 0; j < S; j++)
+        assert_true(fabs(ops_fattn_prob(s[j], lse) - exp(s[j] - want)) <= 1e-5);
+    /* the backward passes fit the smallest shared memory per block of a card the bf16 row opens
+     * on: 99 KiB (compute capability 8.6, 8.9, 12.x) */
+    assert_true(ops_fattn_smem_bytes(3) <= ops_fattn_smem_bytes(4));
+    assert_true(ops_fattn_smem_bytes(4) <= 99 * 1024);
+}
+
 /* ---- bf16 conversions (bf16.h) -------------------------------------------------------------- */
 static float from_bits(uint32_t u) {
     float f;
@@ -854,12 +909,17 @@ static void test_bf16_conversions(void **state) {
  *            row keeps in fp32 (residual_layernorm_fwd normalizes the rounded residual): an
  *            input error of 2^-8 relative, amplified by rstd and the weights, over the row.
  *   T_F      re = 1e-5, rr = 1e-6: F outputs (parameter gradients, mean/rstd, losses, the
- *            probabilities): fp32 on both rows, only the summation order may differ. */
+ *            probabilities): fp32 on both rows, only the summation order may differ.
+ *   T_FATTN  re = 2^-7, rr = 2^-6: the CUDA bf16 row's fused attention, which rounds P and dS to
+ *            bf16 where they enter its tensor-core products (the CPU row keeps them fp32): an error
+ *            of up to 2^-8 of each term, which grows with the row rather than the element. An
+ *            emulation of the kernels on the CPU stayed within 2^-7 |b| + 0.004 s, and its rms
+ *            error within 0.003 of the rms value, which rms_within() holds to 2^-7. */
 typedef struct tol {
     double re, rr;
 } tol;
 static const tol T_EXACT = {0.0, 0.0}, T_ROUND = {0x1p-8, 0x1p-16}, T_SUM = {0x1p-8, 0x1p-10},
-                 T_FUSED = {0x1p-8, 0x1p-6}, T_F = {1e-5, 1e-6};
+                 T_FUSED = {0x1p-8, 0x1p-6}, T_F = {1e-5, 1e-6}, T_FATTN = {0x1p-7, 0x1p-6};
 
 static const ops *RW[2]; /* [0] the fp32 row, [1] the bf16 row */
 static int mismatches;
@@ -1180,45 +1240,185 @@ static void bf16_layernorm(void) {
     tw_free(&res), tw_free(&br), tw_free(&ro);
 }
 
+/* The scores scale q_i . k_j + (1 - mask_j) * -10000 in double, [B, NH, S, S] */
+static double *scores_reference(const float *qkv, const float *mask, int B, int S, int NH, int HD,
+                                double scale, int layout) {
+    size_t H = (size_t)NH * HD;
+    double *sc = malloc((size_t)B * NH * S * S * sizeof(double));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            size_t qo = layout ? (size_t)h * HD : (size_t)h * 3 * HD, ko = layout ? H : (size_t)HD;
+            double *row = sc + ((size_t)b * NH + h) * S * S;
+            for (int i = 0; i < S; i++) {
+                const float *q = qkv + ((size_t)b * S + i) * 3 * H + qo;
+                for (int j = 0; j < S; j++) {
+                    const float *k = qkv + ((size_t)b * S + j) * 3 * H + qo + ko;
+                    double d = 0.0;
+                    for (int t = 0; t < HD; t++)
+                        d += (double)q[t] * k[t];
+                    row[(size_t)i * S + j] =
+                        d * scale + (mask ? (1.0 - mask[b * S + j]) * -10000.0 : 0.0);
+                }
+            }
+        }
+    return sc;
+}
+
+/* log sum_j exp(score_ij) per row of n rows of S scores */
+static double *lse_of(const double *sc, size_t n, int S) {
+    double *lse = malloc(n * sizeof(double));
+    for (size_t r = 0; r < n; r++) {
+        const double *x = sc + r * S;
+        double mx = -1e300, sum = 0.0;
+        for (int j = 0; j < S; j++)
+            mx = fmax(mx, x[j]);
+        for (int j = 0; j < S; j++)
+            sum += exp(x[j] - mx);
+        lse[r] = mx + log(sum);
+    }
+    return lse;
+}
+
+/* the rms of got - want within lim times the rms of want: a bias spread over many elements shows
+ * here long before it reaches the per-element tolerance */
+static void rms_within(const char *what, const float *got, const float *want, size_t n,
+                       double lim) {
+    double se = 0.0, sw = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)got[i] - want[i];
+        se += e * e, sw += (double)want[i] * want[i];
+    }
+    double rel = sw > 0.0 ? sqrt(se / sw) : sqrt(se);
+    print_message("# %s/%s  %-48s rms error / rms %.3g%s\n", RW[1]->name, RW[1]->precision, what,
+                  rel, rel <= lim ? "" : "  FAIL");
+    if (!(rel <= lim)) {
+        print_error("%s: rms error %.3g of the rms value, more than %.3g\n", what, rel, lim);
+        mismatches++;
+    }
+}
+
+/* One attention case on both rows. The state is the probabilities on a CPU row and the plain
+ * CUDA kernels; the CUDA bf16 row's fused kernels keep the log-sum-exp and the keys' bias
+ * (fattn_math.h) instead, which is checked against double sums, and run twice to the same bytes. */
+static void attention_case(int B, int S, int NH, int HD, int layout, int usemask, float p) {
+    int H = NH * HD;
+    size_t nq = (size_t)B * S * 3 * H, no = (size_t)B * S * H, np = (size_t)B * NH * S * S;
+    const float scale = 0.41f;
+    assert_int_equal(RW[0]->attn_state_bytes(RW[0], B, S, NH, HD), np * sizeof(float));
+    size_t sb = RW[1]->attn_state_bytes(RW[1], B, S, NH, HD);
+    int fused = sb != np * sizeof(float);
+    if (fused) { /* only the CUDA bf16 row's fused kernels keep another state */
+        assert_true(RW[1]->device_memory && RW[1]->act_bytes == 2);
+        assert_true(HD == OPS_FATTN_HD && S <= OPS_FATTN_MAX_S);
+        assert_int_equal(sb, ops_fattn_state_floats(B, S, NH) * sizeof(float));
+    }
+    float *mask = malloc((size_t)B * S * sizeof(float));
+    for (int i = 0; i < B * S; i++)
+        mask[i] = i % S == S - 1 || i % 7 == 3 ? 0.0f : 1.0f;
+    float *hq = host_rand(nq, 1.0f);
+    twin qkv = tw(hq, nq, KA), out = tw(NULL, no, KA), m = tw(mask, (size_t)B * S, KF);
+    twin probs = tw(NULL, np, KF), dout = tw_rand(no, KA, 1.0f), dqkv = tw(NULL, nq, KA);
+    float *st1 = RW[1]->alloc(RW[1], sb); /* the row's own state, when it is not the probs */
+    float *state[2] = {probs.d[0], fused ? st1 : probs.d[1]};
+    ops_dropout d = {.p = p, .step = 11};
+    core_rng_key(d.key, 7, 0, 3);
+    BOTH(o->attention_fwd(o, D(out), state[r], D(qkv), usemask ? D(m) : NULL, &d, B, S, NH, HD,
+                          scale, layout));
+    BOTH(o->attention_bwd(o, D(dqkv), D(dout), D(qkv), state[r], &d, B, S, NH, HD, scale, layout));
+    char what[128], w2[160];
+    snprintf(what, sizeof what, "attention S=%d NH=%d HD=%d layout=%d mask=%d p=%.1f", S, NH, HD,
+             layout, usemask, (double)p);
+    snprintf(w2, sizeof w2, "%s out", what);
+    expect(w2, &out, fused ? T_FATTN : T_SUM, (size_t)H);
+    snprintf(w2, sizeof w2, "%s dqkv", what);
+    expect(w2, &dqkv, fused ? T_FATTN : T_SUM, (size_t)3 * H);
+    /* the reference log-sum-exp of the fused state, itself checked on the probabilities of the
+     * bf16 rows that keep them: P_ij = exp(s_ij - lse_i) */
+    size_t nrows = (size_t)B * NH * S;
+    double *sc = NULL, *lse = NULL;
+    if (fused || (HD == OPS_FATTN_HD && RW[1]->act_bytes == 2)) {
+        sc = scores_reference(hq, usemask ? mask : NULL, B, S, NH, HD, scale, layout);
+        lse = lse_of(sc, nrows, S);
+    }
+    if (!fused) {
+        snprintf(w2, sizeof w2, "%s probs", what);
+        expect(w2, &probs, T_F, (size_t)S);
+        if (lse) {
+            float *hp = tw_get(&probs, 1);
+            for (size_t row = 0; row < nrows; row++)
+                for (int j = 0; j < S; j++) {
+                    double want = exp(sc[row * S + j] - lse[row]);
+                    if (fabs(hp[row * S + j] - want) > 1e-5)
+                        fail_msg("%s: P[%zu][%d] = %.9g, exp(s - lse) = %.9g", what, row, j,
+                                 (double)hp[row * S + j], want);
+                }
+            free(hp);
+        }
+    } else {
+        float *a = tw_get(&out, 1), *b = tw_get(&out, 0);
+        snprintf(w2, sizeof w2, "%s out", what);
+        rms_within(w2, a, b, no, 0x1p-7);
+        free(a), free(b);
+        a = tw_get(&dqkv, 1), b = tw_get(&dqkv, 0);
+        snprintf(w2, sizeof w2, "%s dqkv", what);
+        rms_within(w2, a, b, nq, 0x1p-7);
+        free(a), free(b);
+        /* the state: the log-sum-exp of each row, then each key's bias */
+        const ops *o = RW[1];
+        float *hs = malloc(sb), *hs2 = malloc(sb);
+        o->download(o, hs, st1, sb);
+        for (size_t i = 0; i < nrows; i++)
+            if (!(fabs(hs[i] - lse[i]) <= 1e-5 * (1.0 + fabs(lse[i]))))
+                fail_msg("%s: log-sum-exp of row %zu is %.9g, want %.9g", what, i, (double)hs[i],
+                         lse[i]);
+        for (int i = 0; i < B * S; i++)
+            assert_true(hs[(size_t)B * NH * S + i] ==
+                        (usemask ? ops_fattn_key_bias(mask[i]) : 0.0f));
+        /* no atomics: a second run gives the same bytes */
+        float *o2 = put(o, NULL, no, KA), *dq2 = put(o, NULL, nq, KA), *st2 = o->alloc(o, sb);
+        o->attention_fwd(o, o2, st2, qkv.d[1], usemask ? m.d[1] : NULL, &d, B, S, NH, HD, scale,
+                         layout);
+        o->attention_bwd(o, dq2, dout.d[1], qkv.d[1], st2, &d, B, S, NH, HD, scale, layout);
+        o->download(o, hs2, st2, sb);
+        assert_memory_equal(hs, hs2, sb);
+        float *x1 = malloc(nq * sizeof(float)), *x2 = malloc(nq * sizeof(float));
+        get(o, x1, out.d[1], no, KA), get(o, x2, o2, no, KA);
+        assert_memory_equal(x1, x2, no * sizeof(float));
+        get(o, x1, dqkv.d[1], nq, KA), get(o, x2, dq2, nq, KA);
+        assert_memory_equal(x1, x2, nq * sizeof(float));
+        o->free(o, o2), o->free(o, dq2), o->free(o, st2);
+        free(hs), free(hs2), free(x1), free(x2);
+    }
+    RW[1]->free(RW[1], st1);
+    free(sc), free(lse), free(hq), free(mask);
+    tw_free(&qkv), tw_free(&out), tw_free(&probs), tw_free(&m), tw_free(&dout), tw_free(&dqkv);
+}
+
 static void bf16_attention(void) {
     /* S, NH, HD: odd sizes, and the crammed-bert head width at the longest sequence */
     static const int shapes[3][3] = {{5, 3, 4}, {33, 2, 7}, {512, 1, 64}};
-    enum { B = 2 };
     for (int sh = 0; sh < 3; sh++)
         for (int layout = 0; layout < 2; layout++)
             for (int usemask = 0; usemask < 2; usemask++)
                 for (int drop = 0; drop < 2; drop++) {
-                    int S = shapes[sh][0], NH = shapes[sh][1], HD = shapes[sh][2], H = NH * HD;
-                    size_t nq = (size_t)B * S * 3 * H, no = (size_t)B * S * H;
-                    size_t np = (size_t)B * NH * S * S;
-                    assert_int_equal(RW[1]->attn_state_bytes(RW[1], B, S, NH, HD),
-                                     np * sizeof(float));
                     if (sh == 2 && (layout || usemask != drop)) continue; /* two cases */
-                    float *mask = malloc((size_t)B * S * sizeof(float));
-                    for (int i = 0; i < B * S; i++)
-                        mask[i] = i % S == S - 1 || i % 7 == 3 ? 0.0f : 1.0f;
-                    twin qkv = tw_rand(nq, KA, 1.0f), out = tw(NULL, no, KA);
-                    twin probs = tw(NULL, np, KF), m = tw(mask, (size_t)B * S, KF);
-                    free(mask);
-                    twin dout = tw_rand(no, KA, 1.0f), dqkv = tw(NULL, nq, KA);
-                    ops_dropout d = {.p = drop ? 0.3f : 0.0f, .step = 11};
-                    core_rng_key(d.key, 7, 0, 3);
-                    BOTH(o->attention_fwd(o, D(out), D(probs), D(qkv), usemask ? D(m) : NULL, &d, B,
-                                          S, NH, HD, 0.41f, layout));
-                    BOTH(o->attention_bwd(o, D(dqkv), D(dout), D(qkv), D(probs), &d, B, S, NH, HD,
-                                          0.41f, layout));
-                    char what[128];
-                    snprintf(what, sizeof what, "attention S=%d layout=%d mask=%d p=%.1f", S,
-                             layout, usemask, (double)d.p);
-                    char w2[160];
-                    snprintf(w2, sizeof w2, "%s out", what);
-                    expect(w2, &out, T_SUM, (size_t)H);
-                    snprintf(w2, sizeof w2, "%s probs", what);
-                    expect(w2, &probs, T_F, (size_t)S);
-                    snprintf(w2, sizeof w2, "%s dqkv", what);
-                    expect(w2, &dqkv, T_SUM, (size_t)3 * H);
-                    tw_free(&qkv), tw_free(&out), tw_free(&probs), tw_free(&m), tw_free(&dout);
-                    tw_free(&dqkv);
+                    attention_case(2, shapes[sh][0], shapes[sh][1], shapes[sh][2], layout, usemask,
+                                   drop ? 0.3f : 0.0f);
+                }
+}
+
+/* Head width 64 at S <= 512: the shapes of the CUDA bf16 row's fused kernels (other rows take
+ * them like any other): a whole number of 64-row tiles (128, 512) and tails (33: one partial
+ * tile; 65: one row past a tile; 200: three tiles and 8 rows). */
+static void bf16_attention_hd64(void) {
+    static const int shapes[5][2] = {{128, 4}, {512, 2}, {33, 2}, {65, 1}, {200, 3}};
+    for (int sh = 0; sh < 5; sh++)
+        for (int layout = 0; layout < 2; layout++)
+            for (int usemask = 0; usemask < 2; usemask++)
+                for (int drop = 0; drop < 2; drop++) {
+                    if (shapes[sh][0] >= 200 && layout != drop) continue; /* four cases */
+                    attention_case(2, shapes[sh][0], shapes[sh][1], OPS_FATTN_HD, layout, usemask,
+                                   drop ? 0.3f : 0.0f);
                 }
 }
 
@@ -1433,6 +1633,7 @@ static int run_pair_suite(const ops *ref, const ops *row, int mode, uint64_t see
     bf16_embedding();
     bf16_layernorm();
     bf16_attention();
+    bf16_attention_hd64();
     bf16_elementwise();
     bf16_rows_and_pool();
     bf16_losses();
@@ -1450,6 +1651,48 @@ static void test_bf16_row_against_fp32(void **state) {
     assert_false(RW[1]->device_memory);
     int bad = run_pair_suite(RW[0], RW[1], CMP_BF16_VS_FP32, 42);
     if (bad) fail_msg("%d elements of the bf16 row outside the tolerance", bad);
+}
+
+/* A bf16 CUDA row opened with CRAM_CUDA_ATTN=mode (the variable is read when a row opens) */
+static const ops *open_with_attn(const char *mode, char *err, size_t len) {
+    const char *old = getenv("CRAM_CUDA_ATTN");
+    char *keep = old ? strdup(old) : NULL;
+    setenv("CRAM_CUDA_ATTN", mode, 1);
+    const ops *o = ops_cuda_open(0, true, err, len);
+    if (keep)
+        setenv("CRAM_CUDA_ATTN", keep, 1);
+    else
+        unsetenv("CRAM_CUDA_ATTN");
+    free(keep);
+    return o;
+}
+
+/* CRAM_CUDA_ATTN: a value other than auto, plain or fused is refused; fused keeps the fused
+ * state; plain keeps the probabilities on the bf16 row and holds the CPU's numbers at head width
+ * 64 to the plain kernels' tolerance. */
+static void cuda_attn_switch(void) {
+    char err[256];
+    assert_null(open_with_attn("bogus", err, sizeof err));
+    assert_non_null(strstr(err, "CRAM_CUDA_ATTN"));
+    const ops *f = open_with_attn("fused", err, sizeof err);
+    if (!f) fail_msg("CRAM_CUDA_ATTN=fused: %s", err);
+    assert_int_equal(f->attn_state_bytes(f, 2, 128, 4, 64),
+                     ops_fattn_state_floats(2, 128, 4) * sizeof(float));
+    ops_cuda_close(f);
+    const ops *p = open_with_attn("plain", err, sizeof err);
+    if (!p) fail_msg("CRAM_CUDA_ATTN=plain: %s", err);
+    assert_int_equal(p->attn_state_bytes(p, 2, 128, 4, 64), (size_t)2 * 4 * 128 * 128 * 4);
+    print_message("# %s, CRAM_CUDA_ATTN=plain\n", p->desc);
+    RW[0] = ops_cpu_bf16();
+    RW[1] = p;
+    cmp_mode = CMP_SAME_BF16;
+    core_rng_init(&trng, 45, 0, 0, 3);
+    mismatches = 0;
+    bf16_attention_hd64();
+    ops_cuda_close(p);
+    if (mismatches)
+        fail_msg("%d elements of the plain attention (CRAM_CUDA_ATTN=plain) outside the tolerance",
+                 mismatches);
 }
 
 /* Each CUDA row against the CPU row of its precision, through the same op-by-op suite: fp32
@@ -1477,6 +1720,7 @@ static void test_cuda_rows_against_cpu(void **state) {
             fail_msg("%d elements of the %s/%s row outside the tolerance", bad, pairs[k][1]->name,
                      pairs[k][1]->precision);
     }
+    cuda_attn_switch();
 }
 
 /* The CPU rows run with flush-to-zero and denormals-are-zero in every thread when asked: a
@@ -1511,6 +1755,7 @@ int main(void) {
         cmocka_unit_test(test_adamw_and_reductions),
         cmocka_unit_test(test_embedding_pad_and_dropout_rate),
         cmocka_unit_test(test_attention_dropout_mask),
+        cmocka_unit_test(test_fattn_math),
         cmocka_unit_test(test_bf16_conversions),
         cmocka_unit_test(test_bf16_row_against_fp32),
         cmocka_unit_test(test_cuda_rows_against_cpu),

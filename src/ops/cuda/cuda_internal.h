@@ -42,6 +42,11 @@ enum { CUDA_STAGE_ELEMS = 1 << 20 };
 
 typedef struct gemm_plan gemm_plan;
 
+// Which attention kernels run (CRAM_CUDA_ATTN, read once when the backend opens): auto takes the
+// fused kernels of ops_cuda_fattn.cu where they apply and the plain ones elsewhere; plain always
+// the plain ones; fused stops the process on a call the fused kernels cannot take.
+enum { CUDA_ATTN_AUTO, CUDA_ATTN_PLAIN, CUDA_ATTN_FUSED };
+
 typedef struct cuda_ctx {
     int dev;
     bool bf16;
@@ -57,6 +62,12 @@ typedef struct cuda_ctx {
     bool stage_busy;      // an upload from host_stage may still be reading it
     gemm_plan *plans;     // cuBLASLt descriptors and algorithms, one per GEMM shape
     int nplans, cap_plans;
+    int attn_mode;    // CUDA_ATTN_*
+    bool fattn_ready; // the fused attention's kernels can launch here (bf16 row, shared memory)
+    // the plain attention's entries, to which the fused one hands the calls it does not take
+    decltype(ops::attention_fwd) attn_plain_fwd;
+    decltype(ops::attention_bwd) attn_plain_bwd;
+    decltype(ops::attn_state_bytes) attn_plain_state_bytes;
 } cuda_ctx;
 
 enum { CUDA_ERR_LABEL = 1, CUDA_ERR_ID = 2 };
@@ -135,6 +146,9 @@ void cuda_fill_kernels(ops *t);   // ops_cuda_kernels.cu: embedding, LayerNorm, 
                                   // losses, whole-buffer ops
 void cuda_fill_attention(ops *t); // ops_cuda_attention.cu
 void cuda_fill_adamw(ops *t);     // ops_cuda_adamw.cu
+// ops_cuda_fattn.cu: takes over the table's attention entries (attention_fwd, attention_bwd,
+// attn_state_bytes), keeping the plain ones in c, and prepares its kernels' shared memory
+void cuda_fattn_open(ops *t, cuda_ctx *c);
 void cuda_gemm_free(cuda_ctx *c);
 // dbias[j] += sum over rows of dout[:, j], in a fixed order (ops_cuda_kernels.cu)
 void cuda_colsum_add(const ops *o, float *dbias, const float *dout_a, int N, int OC);

@@ -12,7 +12,8 @@
 // bytes; dropout masks are ops_dropout_keep's, element for element the CPU's; every buffer is
 // allocated by the caller before its loop, and the ops use a scratch region reserved when the
 // backend opens. This file holds memory, conversions at the edges and the table; the kernels live
-// in ops_cuda_kernels.cu, ops_cuda_attention.cu, ops_cuda_gemm.cu and ops_cuda_adamw.cu.
+// in ops_cuda_kernels.cu, ops_cuda_attention.cu (plain), ops_cuda_fattn.cu (fused, and the choice
+// between the two), ops_cuda_gemm.cu and ops_cuda_adamw.cu.
 #include "ops/cuda/cuda_internal.h"
 
 #include <stdio.h>
@@ -227,6 +228,18 @@ extern "C" const ops *ops_cuda_open(int dev, bool bf16, char *err, size_t errlen
                  dev, p.name, p.major, p.minor);
         return NULL;
     }
+    int attn_mode = CUDA_ATTN_AUTO;
+    const char *am = getenv("CRAM_CUDA_ATTN");
+    if (am && *am && strcmp(am, "auto")) {
+        if (strcmp(am, "plain") == 0)
+            attn_mode = CUDA_ATTN_PLAIN;
+        else if (strcmp(am, "fused") == 0)
+            attn_mode = CUDA_ATTN_FUSED;
+        else {
+            snprintf(err, errlen, "CRAM_CUDA_ATTN=%.64s: expected auto, plain or fused", am);
+            return NULL;
+        }
+    }
     cuda_ctx *c = (cuda_ctx *)calloc(1, sizeof *c);
     ops *t = (ops *)calloc(1, sizeof *t);
     if (!c || !t) {
@@ -238,6 +251,7 @@ extern "C" const ops *ops_cuda_open(int dev, bool bf16, char *err, size_t errlen
     c->bf16 = bf16;
     c->sm_count = p.multiProcessorCount;
     c->smem_optin = (int)p.sharedMemPerBlockOptin;
+    c->attn_mode = attn_mode;
     CK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     LT(cublasLtCreate(&c->lt));
     c->lt_ws = dev_alloc(dev, CUDA_LT_WS_BYTES, "the cuBLASLt workspace");
@@ -251,14 +265,19 @@ extern "C" const ops *ops_cuda_open(int dev, bool bf16, char *err, size_t errlen
     t->act_bytes = bf16 ? 2 : 4;
     t->stream = c->stream;
     t->ctx = c;
+    cuda_fattn_open(t, c);
     const char *miss = first_missing(t);
     if (miss) CUDA_DIE("the CUDA table lacks %s", miss);
+    const char *attn = attn_mode == CUDA_ATTN_PLAIN   ? "; plain attention (CRAM_CUDA_ATTN=plain)"
+                       : attn_mode == CUDA_ATTN_FUSED ? "; fused attention (CRAM_CUDA_ATTN=fused)"
+                       : c->fattn_ready ? "; fused attention at head width 64 and S <= 512"
+                                        : "";
     snprintf(t->desc, sizeof t->desc,
              "cuda, %s activations and weights%s, GPU %d: %.120s (compute capability %d.%d, "
-             "%.1f GiB, %d SMs)",
+             "%.1f GiB, %d SMs)%s",
              t->precision, bf16 ? " (fp32 masters and accumulation)" : " (TF32 off)", dev, p.name,
              p.major, p.minor, (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
-             p.multiProcessorCount);
+             p.multiProcessorCount, attn);
     CK(cudaStreamSynchronize(c->stream));
     return t;
 }
