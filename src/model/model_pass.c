@@ -151,16 +151,18 @@ static void encoder_forward(bert_model *m) {
         o->copy(o, m->hfin, xL, A(m, (size_t)N * H));
 }
 
-static double mlm_forward(bert_model *m, const int32_t *labels) {
+/* The host side of the MLM head: the rows to decode and their labels, uploaded before any kernel
+ * of the microstep is queued, since an upload from pageable memory waits for the stream to
+ * drain. Returns false when there is nothing to decode (no labels and a sparse head). */
+static bool mlm_prepare(bert_model *m, const int32_t *labels) {
     const ops *o = m->ops;
-    const bert_config *c = &m->cfg;
-    int N = m->B * m->S, H = c->H, R = m->nrows;
+    int N = m->B * m->S, R = m->nrows;
     if (!labels) {
         /* no labels: decode every row, loss 0 (only when all rows are decoded) */
         for (int i = 0; i < N; i++)
             m->h_labels[i] = -100;
         m->nvalid = 0;
-        if (R != N) return 0.0;
+        if (R != N) return false;
         for (int i = 0; i < N; i++)
             m->h_idx[i] = i;
     } else {
@@ -168,6 +170,14 @@ static double mlm_forward(bert_model *m, const int32_t *labels) {
     }
     o->upload(o, m->d_idx, m->h_idx, (size_t)R * sizeof(int32_t));
     o->upload(o, m->d_labels, m->h_labels, (size_t)R * sizeof(int32_t));
+    return true;
+}
+
+static double mlm_forward(bert_model *m, const int32_t *labels, bool prepared) {
+    const ops *o = m->ops;
+    const bert_config *c = &m->cfg;
+    int N = m->B * m->S, H = c->H, R = m->nrows;
+    if (!prepared) return 0.0;
     const float *x = m->hfin;
     if (R != N) {
         o->gather_rows(o, m->gath, m->hfin, m->d_idx, R, H);
@@ -230,9 +240,20 @@ double bert_forward_cls(bert_model *m, const int32_t *ids, const int32_t *types,
     const bert_config *c = &m->cfg;
     CORE_CHECK(c->num_labels > 0 && c->kind != BERT_ARCH_SANITY, "the model has no classifier");
     load_inputs(m, ids, types, mask, B, S, training, seed, step);
+    int NL = c->num_labels;
+    /* the labels go up before any kernel is queued (a pageable upload waits for the stream) */
+    m->nvalid = 0;
+    if (NL > 1 && labels) {
+        for (int i = 0; i < B; i++)
+            m->nvalid += labels[i] != -100;
+        o->upload(o, m->d_labels, labels, (size_t)B * sizeof(int32_t));
+    } else if (NL == 1 && targets) {
+        o->upload(o, m->d_targets, targets, (size_t)B * sizeof(float));
+        m->nvalid = B;
+    }
     embed_forward(m);
     encoder_forward(m);
-    int H = c->H, D = c->cls_ff ? c->head_dim : H, NL = c->num_labels;
+    int H = c->H, D = c->cls_ff ? c->head_dim : H;
     o->pool_fwd(o, m->pooled, m->hfin, c->kind == BERT_ARCH_HF ? 0 : c->pool_mode, B, S, H);
     if (c->cls_ff)
         o->matmul_fwd(o, m->pool_pre, m->pooled, W(m, m->pool_w), W(m, m->pool_b), B, H, D, 0);
@@ -243,19 +264,13 @@ double bert_forward_cls(bert_model *m, const int32_t *ids, const int32_t *types,
     o->dropout_fwd(o, m->pool_drop, m->pool_act, &d, (size_t)B * D);
     o->matmul_fwd(o, m->cls_logits, m->pool_drop, W(m, m->cls_w), W(m, m->cls_b), B, D, NL, 0);
     /* the loss over B rows: cross-entropy or squared error, gradients prepared in the same op */
-    m->nvalid = 0;
     m->loss = 0.0;
     if (NL > 1 && labels) {
-        for (int i = 0; i < B; i++)
-            m->nvalid += labels[i] != -100;
-        o->upload(o, m->d_labels, labels, (size_t)B * sizeof(int32_t));
         o->xent_fwd_bwd(o, m->losses, m->dcls, m->cls_logits, m->d_labels, B, NL,
                         m->nvalid ? 1.0f / (float)m->nvalid : 0.0f);
         m->loss = m->nvalid ? o->sum(o, m->losses, (size_t)B) / m->nvalid : 0.0;
     } else if (NL == 1 && targets) {
-        o->upload(o, m->d_targets, targets, (size_t)B * sizeof(float));
         o->mse_fwd_bwd(o, m->losses, m->dcls, m->cls_logits, m->d_targets, B);
-        m->nvalid = B;
         m->loss = o->sum(o, m->losses, (size_t)B) / B;
     } else {
         o->memset0(o, m->dcls, A(m, (size_t)B * NL));
@@ -301,9 +316,10 @@ double bert_forward(bert_model *m, const int32_t *ids, const int32_t *types, con
         return m->loss;
     }
     CORE_CHECK(c->num_labels == 0, "bert_forward is the MLM model; use bert_forward_cls");
+    bool prepared = mlm_prepare(m, labels);
     embed_forward(m);
     encoder_forward(m);
-    m->loss = mlm_forward(m, labels);
+    m->loss = mlm_forward(m, labels, prepared);
     return m->loss;
 }
 
