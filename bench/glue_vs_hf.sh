@@ -5,7 +5,7 @@
 #
 # usage: bench/glue_vs_hf.sh [TASKS=rte,mrpc,stsb,cola] [EPOCHS=5] [SEED=1]
 # env:   CRAM (binary, default build/cram), GLUE_DIR (default ../shared/glue),
-#        MODEL (default data/hf/all-MiniLM-L6-v2), PY (python with torch+transformers+sklearn,
+#        MODEL (default data/hf/all-MiniLM-L6-v2), PY (python with torch+transformers,
 #        default data/venv-eval/bin/python), THREADS (default 2), PARALLEL=1 runs the peer at the
 #        same time as cram (give each THREADS=1 on a 2-core machine), TABLE_ONLY=1 prints the
 #        table again from the logs in OUT without running anything

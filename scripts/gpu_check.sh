@@ -10,7 +10,8 @@
 #                                 dumps its first 300 µsteps, then bench/pretrain_peer.py replays
 #                                 them in PyTorch (bf16 autocast) in the time left (~5 min)
 #   scripts/gpu_check.sh eval     cram eval of the carried half-precision all-MiniLM-L6-v2 on RTE
-#                                 and MRPC, in fp32 and then bf16 (~5 min)
+#                                 and MRPC, in fp32 and then bf16, each followed by its PyTorch +
+#                                 transformers peer bench/glue_hf_peer.py in the time left (~5 min)
 # What each mode carries (`run`'s carry list): scripts/gpu_carry.sh; test and bench need .gpu-blas
 # (the CPU rows), pretrain .gpu-data-pretrain and eval .gpu-data-eval (scripts/gpu_prepare_data.sh).
 # Results go to $OUT (default ./gpu-results): summary-<mode>.txt, info.txt, build.log and
@@ -22,7 +23,9 @@
 # CRAM_PRETRAIN_EVERY (µsteps between the loss lines of the log and the summary, default 100) and
 # CRAM_PRETRAIN_ARGS / CRAM_EVAL_ARGS (more key=value overrides, split at spaces) change the runs,
 # CRAM_EVAL_PRECISIONS the eval runs (default "fp32 bf16"); CRAM_PRETRAIN_PEER=0 leaves out the
-# replay dump and its PyTorch peer, CRAM_PEER_PYTHON names the peer's Python (default python3).
+# replay dump and its PyTorch peer, CRAM_EVAL_PEER=0 the eval's peer (bench/glue_hf_peer.py),
+# CRAM_EVAL_PEER_ARGS adds options to it, CRAM_PEER_PYTHON names the peers' Python (default
+# python3).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 # shellcheck source=scripts/gpu_carry.sh disable=SC1091
@@ -363,15 +366,24 @@ elif [ "$mode" = pretrain ]; then
 else
   # cram eval of the carried half-precision MiniLM on RTE and MRPC (the GLUE_sane recipe: 5
   # epochs, batch 16, lr 4e-5; seed 1), once per precision: fp32 is the row docs/gpu-notes.md
-  # compares with the CPU's, bf16 what a GPU run uses by default
+  # compares with the CPU's, bf16 what a GPU run uses by default. After each, its PyTorch +
+  # transformers peer (bench/glue_hf_peer.py) on the same card, checkpoint, tasks, epochs, seed
+  # and precision (bf16: autocast), when time is left: both times, their ratio and both scores
+  # in the summary. The peer informs: its failure is reported and never fails the check
   model=$(find "$PWD/.gpu-data-eval" -mindepth 1 -maxdepth 1 -type d -name 'all-MiniLM-L6-v2-*' |
     sort | head -n 1)
   glue="$PWD/.gpu-data-eval/glue"
+  tasks=rte,mrpc
   if [ -z "$model" ] || [ ! -d "$glue/RTE" ] || [ ! -d "$glue/MRPC" ]; then
     note "eval: .gpu-data-eval lacks the checkpoint or glue/RTE, glue/MRPC: run $(gpu_carry_prepare .gpu-data-eval) again"
     exit 1
   fi
-  for prec in ${CRAM_EVAL_PRECISIONS:-fp32 bf16}; do
+  peer_py=${CRAM_PEER_PYTHON:-python3}
+  cram_out=$(mktemp)
+  trap 'rm -f "$last" "$cram_out"' EXIT
+  read -ra precs <<<"${CRAM_EVAL_PRECISIONS:-fp32 bf16}"
+  for i in "${!precs[@]}"; do
+    prec=${precs[$i]}
     s=$(left)
     if [ "$s" -lt 30 ]; then
       note "eval $prec: not run (time budget spent)"
@@ -383,22 +395,77 @@ else
     mkdir -p "$runs" && touch "$stamp"
     t0=$(date +%s.%N)
     # shellcheck disable=SC2086 # CRAM_EVAL_ARGS is a list of overrides
-    in_runs "$s" "${cram_env[@]}" "$cram_bin" eval 'eval/tasks=[rte,mrpc]' \
+    in_runs "$s" "${cram_env[@]}" "$cram_bin" eval "eval/tasks=[$tasks]" \
       "eval.checkpoint=hf:$model" "eval.data_dir=$glue" impl.device="$device" \
       impl.precision="$prec" seed=1 name="$name" ${CRAM_EVAL_ARGS:-}
     rc=$?
     wall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+    cp "$last" "$cram_out"
     [ $rc -eq 0 ] || fail=1
     note "eval $prec: exit $rc, wall $wall s on $device ($(basename "$model"), RTE and MRPC)"
     [ $rc -eq 0 ] || note "eval $prec: $(grep -m1 -iE 'error|cannot' "$last")"
     rundir=$(newest_since "$stamp" "$runs/outputs/$name/downstream")
     rm -f "$stamp"
+    mkdir -p "$OUT/eval-$prec"
     if [ -n "$rundir" ]; then
       python3 scripts/gpu_summary.py eval "$rundir" | sed "s/^eval:/eval $prec:/" | tee -a "$summary"
-      mkdir -p "$OUT/eval-$prec"
       for f in "$rundir"/*; do
         case "$f" in *.log | *.yaml) cp "$f" "$OUT/eval-$prec/" ;; esac
       done
+    fi
+
+    # the peer: what is left, less what the precisions still to come need (this run's wall
+    # each, and 15 s), under a time limit; a peer stopped there keeps the tasks it finished
+    later=$((${#precs[@]} - i - 1))
+    keep=$((later * (${wall%.*} + 15)))
+    s=$(($(left) - keep))
+    if [ "${CRAM_EVAL_PEER:-1}" = 0 ]; then
+      note "eval $prec peer: not run (CRAM_EVAL_PEER=0)"
+      continue
+    elif [ "$s" -lt 40 ]; then
+      kept=""
+      [ "$later" -gt 0 ] && kept=", $keep s of them kept for the $later cram run(s) still to come"
+      note "eval $prec peer: not run: $(left) s left of the $budget s budget$kept; the peer needs 40 s or more (CRAM_CHECK_S raises it)"
+      continue
+    fi
+    # the epochs, seed and dryrun the cram run resolved (CRAM_EVAL_ARGS may change them); the
+    # precision from its Backend line (bf16 -> autocast), else the one asked for
+    cfg="$rundir/config.yaml"
+    epochs=$(awk '/^eval:/ {e = 1; next} /^[^ ]/ {e = 0} e && /^  epochs:/ {print $2; exit}' \
+      "$cfg" 2>/dev/null)
+    seed=$(awk '/^seed:/ {print $2; exit}' "$cfg" 2>/dev/null)
+    peer_args=()
+    what="${epochs:-5} epochs"
+    if grep -qiE '^dryrun: *true' "$cfg" 2>/dev/null; then
+      peer_args+=(--dryrun)
+      what="dryrun: one step per task"
+    fi
+    peer_dtype=fp32
+    if grep -qE 'Backend: [a-z0-9-]+, bf16' "$cram_out"; then
+      peer_dtype=bf16
+    elif ! grep -qE 'Backend: ' "$cram_out" && [ "$prec" = bf16 ]; then
+      peer_dtype=bf16
+    fi
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086 # CRAM_EVAL_PEER_ARGS: more options of the peer
+    run_logged "$s" "$peer_py" bench/glue_hf_peer.py "$model" "$glue" "$tasks" "${epochs:-5}" \
+      "${seed:-1}" "$(nproc)" --device "$device" --dtype "$peer_dtype" "${peer_args[@]}" \
+      ${CRAM_EVAL_PEER_ARGS:-}
+    rc=$?
+    pwall=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
+    cp "$last" "$OUT/eval-$prec/peer.txt"
+    case $rc in
+      0) note "eval $prec peer: exit 0, wall $pwall s on $device ($peer_dtype, $what, seed ${seed:-1}; output in eval-$prec/peer.txt)" ;;
+      77) note "eval $prec peer: skipped ($(grep -m1 '^PEER skip' "$last" || tail -n 1 "$last"))" ;;
+      124 | 137) note "eval $prec peer: stopped by the time limit ($s s); the tasks it finished are below" ;;
+      *) note "eval $prec peer: failed (exit $rc after $pwall s; the check does not fail for it): $(grep -v '^\s*$' "$last" | tail -n 1)" ;;
+    esac
+    if [ $rc -ne 77 ]; then
+      # the peer's whole wall time only when it ran to its end
+      pw=()
+      [ $rc -eq 0 ] && pw=(--peer-wall "$pwall")
+      python3 scripts/gpu_summary.py peer "$rundir" "$last" --cram-output "$cram_out" \
+        --cram-wall "$wall" "${pw[@]}" | sed "s/^peer:/eval $prec peer:/" | tee -a "$summary"
     fi
   done
 fi
