@@ -244,6 +244,10 @@ elif [ "$mode" = bench ]; then
     run_logged $((s / 2)) "${cram_env[@]}" "$exe" || fail=1
     c=$(awk '/^RESULT/ {print $3; exit}' "$last")
     cx=$(awk '/^RESULT/ {$1 = $2 = $3 = ""; sub(/^ +/, ""); print; exit}' "$last")
+    # the memory plan beside the measured peaks, and the largest microbatch per card
+    grep -E '^(# memory plan|#   microbatch [0-9]+: planned|RESULT gpu_memory)' "$last" |
+      sed -e "s/^# /bench $name: /" -e "s/^#   /bench $name:   /" -e "s/^RESULT /bench $name: /" |
+      tee -a "$summary"
     p=""
     if [ -f "$peer" ]; then
       sp=$(left)
