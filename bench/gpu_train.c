@@ -436,11 +436,11 @@ static void w_attention_fwd(const ops *o, float *out, float *probs, const float 
     REAL(o)->attention_fwd(REAL(o), out, probs, qkv, mask, drop, B, S, NH, HD, scale, layout);
     tock(o, OP_ATTENTION_FWD, t0);
 }
-static void w_attention_bwd(const ops *o, float *dqkv, const float *dout, const float *qkv,
-                            const float *probs, const ops_dropout *drop, int B, int S, int NH,
-                            int HD, float scale, int layout) {
+static void w_attention_bwd(const ops *o, float *dqkv, const float *dout, const float *out,
+                            const float *qkv, const float *probs, const ops_dropout *drop, int B,
+                            int S, int NH, int HD, float scale, int layout) {
     double t0 = tick(o);
-    REAL(o)->attention_bwd(REAL(o), dqkv, dout, qkv, probs, drop, B, S, NH, HD, scale, layout);
+    REAL(o)->attention_bwd(REAL(o), dqkv, dout, out, qkv, probs, drop, B, S, NH, HD, scale, layout);
     tock(o, OP_ATTENTION_BWD, t0);
 }
 static void w_gelu_glu_fwd(const ops *o, float *out, const float *inp, int N, int I) {

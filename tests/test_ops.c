@@ -264,8 +264,8 @@ static ops_dropout att_drop(float p) {
     }                                                                                              \
     static void nm##_bwd(fd_env *e) {                                                              \
         ops_dropout d = att_drop(p);                                                               \
-        e->o->attention_bwd(e->o, e->d_grad[0], e->d_dout[0], e->d_in[0], e->aux[0], &d, TB, TS,   \
-                            TNH, THD, 0.57f, layout);                                              \
+        e->o->attention_bwd(e->o, e->d_grad[0], e->d_dout[0], e->d_out[0], e->d_in[0], e->aux[0],  \
+                            &d, TB, TS, TNH, THD, 0.57f, layout);                                  \
     }
 ATT_CASE(att_il, OPS_QKV_HEAD_INTERLEAVED, 0, 0.0f)
 ATT_CASE(att_blk_mask, OPS_QKV_BLOCKS, 1, 0.0f)
@@ -1324,7 +1324,8 @@ static void attention_case(int B, int S, int NH, int HD, int layout, int usemask
     core_rng_key(d.key, 7, 0, 3);
     BOTH(o->attention_fwd(o, D(out), state[r], D(qkv), usemask ? D(m) : NULL, &d, B, S, NH, HD,
                           scale, layout));
-    BOTH(o->attention_bwd(o, D(dqkv), D(dout), D(qkv), state[r], &d, B, S, NH, HD, scale, layout));
+    BOTH(o->attention_bwd(o, D(dqkv), D(dout), D(out), D(qkv), state[r], &d, B, S, NH, HD, scale,
+                          layout));
     char what[128], w2[160];
     snprintf(what, sizeof what, "attention S=%d NH=%d HD=%d layout=%d mask=%d p=%.1f", S, NH, HD,
              layout, usemask, (double)p);
@@ -1378,7 +1379,7 @@ static void attention_case(int B, int S, int NH, int HD, int layout, int usemask
         float *o2 = put(o, NULL, no, KA), *dq2 = put(o, NULL, nq, KA), *st2 = o->alloc(o, sb);
         o->attention_fwd(o, o2, st2, qkv.d[1], usemask ? m.d[1] : NULL, &d, B, S, NH, HD, scale,
                          layout);
-        o->attention_bwd(o, dq2, dout.d[1], qkv.d[1], st2, &d, B, S, NH, HD, scale, layout);
+        o->attention_bwd(o, dq2, dout.d[1], o2, qkv.d[1], st2, &d, B, S, NH, HD, scale, layout);
         o->download(o, hs2, st2, sb);
         assert_memory_equal(hs, hs2, sb);
         float *x1 = malloc(nq * sizeof(float)), *x2 = malloc(nq * sizeof(float));

@@ -341,7 +341,7 @@ static void attention_backward(bert_model *m, int l, const float *dbranch, const
     o->matmul_bwd(o, m->datty, G(m, p->o_w), G(m, p->o_b), dbranch, a->atty, W(m, p->o_w), N, H, H,
                   0);
     ops_dropout d = drop_for(m, c->attn_drop, DS_ATTN, l);
-    o->attention_bwd(o, m->dqkv, m->datty, a->qkv, a->probs, &d, B, S, c->NH, HD,
+    o->attention_bwd(o, m->dqkv, m->datty, a->atty, a->qkv, a->probs, &d, B, S, c->NH, HD,
                      1.0f / sqrtf((float)HD), layout);
     o->matmul_bwd(o, dinp, G(m, p->qkv_w), G(m, p->qkv_b), m->dqkv, inp, W(m, p->qkv_w), N, H,
                   3 * H, accum);

@@ -142,9 +142,11 @@ struct ops {
     void (*attention_fwd)(const ops *o, float *out, float *probs, const float *qkv,
                           const float *mask, const ops_dropout *drop, int B, int S, int NH, int HD,
                           float scale, int layout);
-    void (*attention_bwd)(const ops *o, float *dqkv, const float *dout, const float *qkv,
-                          const float *probs, const ops_dropout *drop, int B, int S, int NH, int HD,
-                          float scale, int layout);
+    /* out is what attention_fwd wrote for the same qkv: a backward that keeps no probabilities
+     * takes D_i = dout_i . out_i from it (a row may ignore it) */
+    void (*attention_bwd)(const ops *o, float *dqkv, const float *dout, const float *out,
+                          const float *qkv, const float *probs, const ops_dropout *drop, int B,
+                          int S, int NH, int HD, float scale, int layout);
 
     /* ---- activations: every argument A ---- */
     /* out[N,I/2] = inp[:, :I/2] * gelu(inp[:, I/2:]) (exact erf GELU) */

@@ -437,10 +437,11 @@ static void cpu_attention_fwd(const ops *self, float *out, float *probs, const f
         }
 }
 
-static void cpu_attention_bwd(const ops *self, float *dqkv, const float *dout, const float *qkv,
-                              const float *probs, const ops_dropout *drop, int B, int S, int NH,
-                              int HD, float scale, int layout) {
+static void cpu_attention_bwd(const ops *self, float *dqkv, const float *dout, const float *out,
+                              const float *qkv, const float *probs, const ops_dropout *drop, int B,
+                              int S, int NH, int HD, float scale, int layout) {
     (void)self;
+    (void)out; /* the probabilities are kept */
     int H = NH * HD, nt = omp_get_max_threads();
     int dodrop = drop && drop->p > 0.0f;
     scratch_reserve(nt, 2 * (size_t)S * S);

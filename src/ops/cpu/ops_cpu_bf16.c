@@ -226,14 +226,15 @@ static void bf_attention_fwd(const ops *self, float *out, float *probs, const fl
     narrow(out, fo, no);
 }
 
-static void bf_attention_bwd(const ops *self, float *dqkv, const float *dout, const float *qkv,
-                             const float *probs, const ops_dropout *drop, int B, int S, int NH,
-                             int HD, float scale, int layout) {
+static void bf_attention_bwd(const ops *self, float *dqkv, const float *dout, const float *out,
+                             const float *qkv, const float *probs, const ops_dropout *drop, int B,
+                             int S, int NH, int HD, float scale, int layout) {
     (void)self;
     size_t no = (size_t)B * S * NH * HD;
     const float *fd = in_a(0, dout, no), *fq = in_a(1, qkv, 3 * no);
     float *fx = slot(2, 3 * no);
-    F32->attention_bwd(F32, fx, fd, fq, probs, drop, B, S, NH, HD, scale, layout);
+    (void)out; /* the probabilities are kept */
+    F32->attention_bwd(F32, fx, fd, NULL, fq, probs, drop, B, S, NH, HD, scale, layout);
     narrow(dqkv, fx, 3 * no);
 }
 

@@ -349,18 +349,20 @@ static void guard_attention_fwd(const ops *o, float *out, float *probs, const fl
     leave(g);
 }
 
-static void guard_attention_bwd(const ops *o, float *dqkv, const float *dout, const float *qkv,
-                                const float *probs, const ops_dropout *drop, int B, int S, int NH,
-                                int HD, float scale, int layout) {
+static void guard_attention_bwd(const ops *o, float *dqkv, const float *dout, const float *out,
+                                const float *qkv, const float *probs, const ops_dropout *drop,
+                                int B, int S, int NH, int HD, float scale, int layout) {
     guard *g = guard_of(o);
     const char *op = "attention_bwd";
     size_t N = (size_t)B * S, W = (size_t)NH * HD;
     NEED(g, op, dqkv, act_sz(g, N * 3 * W));
     NEED(g, op, dout, act_sz(g, N * W));
+    NEED(g, op, out, act_sz(g, N * W));
     NEED(g, op, qkv, act_sz(g, N * 3 * W));
     NEED(g, op, probs, g->inner.attn_state_bytes(&g->inner, B, S, NH, HD));
     enter(g);
-    g->inner.attention_bwd(&g->inner, dqkv, dout, qkv, probs, drop, B, S, NH, HD, scale, layout);
+    g->inner.attention_bwd(&g->inner, dqkv, dout, out, qkv, probs, drop, B, S, NH, HD, scale,
+                           layout);
     leave(g);
 }
 

@@ -320,9 +320,10 @@ static void cu_attention_fwd(const ops *o, float *out, float *probs, const float
     LAUNCH_ATT(o, k_attn_fwd, l, out, probs, qkv, mask, d, S, NH, HD, scale, layout);
 }
 
-static void cu_attention_bwd(const ops *o, float *dqkv, const float *dout, const float *qkv,
-                             const float *probs, const ops_dropout *drop, int B, int S, int NH,
-                             int HD, float scale, int layout) {
+static void cu_attention_bwd(const ops *o, float *dqkv, const float *dout, const float *out,
+                             const float *qkv, const float *probs, const ops_dropout *drop, int B,
+                             int S, int NH, int HD, float scale, int layout) {
+    (void)out; // the probabilities are kept
     if (B <= 0 || S <= 0) return;
     float *dots = (float *)ws_take(o, (size_t)B * NH * S * sizeof(float), "attention backward");
     ops_dropout d = drop_or_none(drop);

@@ -524,13 +524,14 @@ static void fattn_fwd(const ops *o, float *out, float *probs, const float *qkv, 
     CK_LAUNCH();
 }
 
-static void fattn_bwd(const ops *o, float *dqkv, const float *dout, const float *qkv,
-                      const float *probs, const ops_dropout *drop, int B, int S, int NH, int HD,
-                      float scale, int layout) {
+static void fattn_bwd(const ops *o, float *dqkv, const float *dout, const float *out,
+                      const float *qkv, const float *probs, const ops_dropout *drop, int B, int S,
+                      int NH, int HD, float scale, int layout) {
     if (B <= 0 || S <= 0) return;
     if (!takes(o, B, S, NH, HD))
-        return ctx_of(o)->attn_plain_bwd(o, dqkv, dout, qkv, probs, drop, B, S, NH, HD, scale,
+        return ctx_of(o)->attn_plain_bwd(o, dqkv, dout, out, qkv, probs, drop, B, S, NH, HD, scale,
                                          layout);
+    (void)out; // not used yet: D_i is recomputed from the scores
     bool vec = aligned16(qkv) && aligned16(dout) && aligned16(dqkv);
     fattn_args a = args_of(drop, S, NH, scale, layout, vec);
     const float *lse = probs, *kbias = probs + (size_t)B * NH * S;
