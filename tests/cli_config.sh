@@ -159,6 +159,24 @@ has cutimpl err 'has no impl\.microbatch_size, which cram reads; it should be se
 run cutimpl_eval 2 eval --config-dir="$tmp/cut" dryrun=True
 has cutimpl_eval err '^cram eval: the composed eval config has no impl\.microbatch_size'
 
+# --- hydra's --cfg on the run commands: the same YAML as `cram config`, no run ----------------
+run cfgjob 0 pretrain --cfg job arch=crammed-bert train=bert-o4 train.optim.lr=1e-4 budget=48
+if ! cmp -s "$tmp/issue.out" "$tmp/cfgjob.out"; then
+    fail "cfgjob: pretrain --cfg job differs from config pretrain"
+    diff "$tmp/issue.out" "$tmp/cfgjob.out" | head -10 >&2
+fi
+[ -e "$tmp/outputs" ] && fail "cfgjob: --cfg job made a run folder"
+run cfgall 0 eval eval=GLUE_sane --cfg=all --resolve
+has cfgall out '^    lr: 4\.0e-05$'
+run cfgshort 0 pretrain -c job budget=2
+has cfgshort out '^budget: 2$'
+run cfghydra 0 pretrain --cfg hydra
+has cfghydra out 'no hydra section'
+run cfgbad 2 pretrain --cfg jobs
+has cfgbad err "^cram pretrain: --cfg takes job, all or hydra, not 'jobs'$"
+run cfgwrong 2 pretrain --cfg job arch=crammed-bret
+has cfgwrong err '^cram pretrain: unknown option .crammed-bret. for arch'
+
 # --- the command table ------------------------------------------------------------------------
 run nosuch 2 nosuchcommand
 has nosuch err "unknown command 'nosuchcommand'"

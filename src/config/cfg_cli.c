@@ -2,6 +2,7 @@
 // shared helper every subcommand uses to turn its command line into a configuration.
 #include "config/config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,47 @@ static void usage(FILE *f) {
           "            ~a.b              remove a key\n"
           "            key=null          set a key to null\n",
           f);
+}
+
+int cfg_cli_cfg_flag(const char *primary, const char *prog, int argc, char **argv) {
+    const char *kind = NULL;
+    char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0, rc = -1;
+    for (int k = 0; k < argc; k++) {
+        if (strncmp(argv[k], "--cfg=", 6) == 0)
+            kind = argv[k] + 6;
+        else if ((strcmp(argv[k], "--cfg") == 0 || strcmp(argv[k], "-c") == 0) && k + 1 < argc)
+            kind = argv[++k];
+        else if (strcmp(argv[k], "--cfg") == 0 || strcmp(argv[k], "-c") == 0)
+            kind = "";
+        else if (strcmp(argv[k], "--resolve") != 0)
+            rest[nrest++] = argv[k];
+    }
+    if (!kind) goto done;
+    if (strcmp(kind, "hydra") == 0) {
+        printf("# %s has no hydra section: its run folders, logging and launchers are fixed "
+               "(--cfg job prints the job's configuration)\n",
+               prog);
+        rc = 0;
+        goto done;
+    }
+    if (strcmp(kind, "job") != 0 && strcmp(kind, "all") != 0) {
+        fprintf(stderr, "%s: --cfg takes job, all or hydra, not '%s'\n", prog, kind);
+        rc = 2;
+        goto done;
+    }
+    cfg_error err = {0};
+    cfg_node *root = cfg_from_args(primary, nrest, rest, &err);
+    if (!root) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        rc = err.code ? err.code : 2;
+        goto done;
+    }
+    rc = cfg_write_yaml(root, stdout) ? 1 : 0;
+    cfg_free(root);
+done:
+    free(rest);
+    return rc;
 }
 
 int cfg_cli_main(int argc, char **argv) {

@@ -190,5 +190,10 @@ int cfg_resolve(cfg_node *root, cfg_error *err);
 cfg_node *cfg_from_args(const char *primary, int argc, char **argv, cfg_error *err);
 // `cram config ...`; argv[0] is "config".
 int cfg_cli_main(int argc, char **argv);
+/* Hydra's `--cfg job|all|hydra` (also `--cfg=KIND`, `-c KIND`, with or without `--resolve`) on
+ * a pretrain or eval command line: print the composed configuration as `cram config` does and
+ * return the exit status; -1 when argv (the overrides, without the subcommand) has no such flag.
+ * prog names the command in messages ("cram pretrain"). */
+int cfg_cli_cfg_flag(const char *primary, const char *prog, int argc, char **argv);
 
 #endif

@@ -1342,6 +1342,8 @@ int glue_cli_main(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
+    int shown = cfg_cli_cfg_flag("eval", "cram eval", argc - 1, argv + 1);
+    if (shown >= 0) return shown; /* --cfg job: the configuration, no run */
     cfg_error ce = {0};
     cfg_node *cfg = cfg_from_args("eval", argc - 1, argv + 1, &ce);
     if (!cfg) {

@@ -1578,6 +1578,8 @@ int train_cli_main(int argc, char **argv) {
             usage(stdout);
             return 0;
         }
+    int shown = cfg_cli_cfg_flag("pretrain", "cram pretrain", argc - 1, argv + 1);
+    if (shown >= 0) return shown; /* --cfg job: the configuration, no run */
     cfg_error ce = {0};
     cfg_node *cfg = cfg_from_args("pretrain", argc - 1, argv + 1, &ce);
     if (!cfg) {
