@@ -13,4 +13,9 @@ cmake --install "$build" --prefix "$tmp/prefix" >"$tmp/install.log" 2>&1 || fail
 (cd / && env -u CRAM_CONFIG_PATH "$tmp/prefix/bin/cram" config pretrain arch=crammed-bert >"$tmp/cfg.out" 2>"$tmp/cfg.err") ||
     fail "installed cram config pretrain failed: $(cat "$tmp/cfg.err")"
 grep -q "embedding_dim: 768" "$tmp/cfg.out" || fail "installed cram: the resolved config lacks arch.embedding.embedding_dim"
+# a program built outside the source tree (cmake -B /elsewhere) finds the source tree's configs
+mkdir -p "$tmp/elsewhere" && cp "$CRAM" "$tmp/elsewhere/cram"
+(cd / && env -u CRAM_CONFIG_PATH "$tmp/elsewhere/cram" config pretrain budget=3 >"$tmp/else.out" 2>"$tmp/else.err") ||
+    fail "cram outside the source tree: config pretrain failed: $(cat "$tmp/else.err")"
+grep -q "^budget: 3$" "$tmp/else.out" || fail "cram outside the source tree: no budget: 3 in the config"
 finish

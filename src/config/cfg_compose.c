@@ -67,6 +67,11 @@ int cfg_search_default(cfg_search *s) {
             if (core_is_file(probe) && realpath(dir, real)) cfg_search_add(s, real);
         }
     }
+#ifdef CRAM_SOURCE_CONFIGS
+    // nothing found: the configs of the source tree this program was built from, if it is there
+    if (s->ndirs == 0 && core_is_file(CRAM_SOURCE_CONFIGS "/pretrain.yaml"))
+        cfg_search_add(s, CRAM_SOURCE_CONFIGS);
+#endif
     return s->ndirs;
 }
 
