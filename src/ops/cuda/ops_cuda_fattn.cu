@@ -25,6 +25,25 @@
 
 namespace wmma = nvcuda::wmma;
 
+// tests/cuda_emu compiles this file as C++ with CRAM_CUDA_EMU, against an emulator of the CUDA
+// builtins; these two are the CUDA syntax plain C++ has no stand-in for.
+#ifdef CRAM_CUDA_EMU
+#define FATTN_LAUNCH(kernel, grid, block, smem, stream, ...)                                       \
+    cuda_emu_launch(kernel, grid, block, smem, stream, __VA_ARGS__)
+#else
+#define FATTN_LAUNCH(kernel, grid, block, smem, stream, ...)                                       \
+    kernel<<<grid, block, smem, stream>>>(__VA_ARGS__)
+#endif
+// the block's dynamic shared memory
+__device__ __forceinline__ unsigned char *block_smem() {
+#ifdef CRAM_CUDA_EMU
+    return cuda_emu::dynamic_smem();
+#else
+    extern __shared__ __align__(128) unsigned char sm_raw[];
+    return sm_raw;
+#endif
+}
+
 enum {
     TILE = OPS_FATTN_TILE,
     HD = OPS_FATTN_HD,
@@ -196,8 +215,7 @@ __global__ static void __launch_bounds__(NT)
 #ifdef FATTN_UNSUPPORTED_ARCH
     __trap();
 #else
-    extern __shared__ __align__(128) unsigned char sm_raw[];
-    smem_map sm = map_smem(sm_raw, 3);
+    smem_map sm = map_smem(block_smem(), 3);
     bf *sQ = sm.tile[0], *sK = sm.tile[1], *sV = sm.tile[2];
     float *wS = sm.w0, *wO = sm.w1, *sBias = sm.vec0;
     uint16_t *wP = (uint16_t *)wS; // P over the scores
@@ -278,8 +296,7 @@ __global__ static void __launch_bounds__(NT)
 #ifdef FATTN_UNSUPPORTED_ARCH
     __trap();
 #else
-    extern __shared__ __align__(128) unsigned char sm_raw[];
-    smem_map sm = map_smem(sm_raw, 4);
+    smem_map sm = map_smem(block_smem(), 4);
     bf *sQ = sm.tile[0], *sdO = sm.tile[1], *sK = sm.tile[2], *sV = sm.tile[3];
     float *wS = sm.w0, *wP = sm.w1, *sBias = sm.vec0;
     uint16_t *wDS = (uint16_t *)wS; // dS over the scores
@@ -365,8 +382,7 @@ __global__ static void __launch_bounds__(NT)
 #ifdef FATTN_UNSUPPORTED_ARCH
     __trap();
 #else
-    extern __shared__ __align__(128) unsigned char sm_raw[];
-    smem_map sm = map_smem(sm_raw, 4);
+    smem_map sm = map_smem(block_smem(), 4);
     bf *sK = sm.tile[0], *sV = sm.tile[1], *sQ = sm.tile[2], *sdO = sm.tile[3];
     float *wS = sm.w0, *wP = sm.w1, *sL = sm.vec0, *sD = sm.vec1;
     uint16_t *wPT = (uint16_t *)wS, *wDST = (uint16_t *)wP; // P^T and dS^T over S^T and dP^T
@@ -519,8 +535,8 @@ static void fattn_fwd(const ops *o, float *out, float *probs, const float *qkv, 
     fattn_args a = args_of(drop, S, NH, scale, layout, aligned16(qkv) && aligned16(out));
     float *lse = probs, *kbias = probs + (size_t)B * NH * S;
     auto k = a.dropping ? k_fattn_fwd<true> : k_fattn_fwd<false>;
-    k<<<grid_of(B, S, NH), NT, FWD_SMEM, ctx_of(o)->stream>>>((uint16_t *)out, lse, kbias,
-                                                              (const uint16_t *)qkv, mask, a);
+    FATTN_LAUNCH(k, grid_of(B, S, NH), NT, FWD_SMEM, ctx_of(o)->stream, (uint16_t *)out, lse, kbias,
+                 (const uint16_t *)qkv, mask, a);
     CK_LAUNCH();
 }
 
@@ -539,11 +555,11 @@ static void fattn_bwd(const ops *o, float *dqkv, const float *dout, const float 
     cudaStream_t st = ctx_of(o)->stream;
     auto kq = a.dropping ? k_fattn_bwd_q<true> : k_fattn_bwd_q<false>;
     auto kkv = a.dropping ? k_fattn_bwd_kv<true> : k_fattn_bwd_kv<false>;
-    kq<<<grid_of(B, S, NH), NT, BWD_SMEM, st>>>((uint16_t *)dqkv, dsum, (const uint16_t *)dout,
-                                                (const uint16_t *)qkv, lse, kbias, a);
+    FATTN_LAUNCH(kq, grid_of(B, S, NH), NT, BWD_SMEM, st, (uint16_t *)dqkv, dsum,
+                 (const uint16_t *)dout, (const uint16_t *)qkv, lse, kbias, a);
     CK_LAUNCH();
-    kkv<<<grid_of(B, S, NH), NT, BWD_SMEM, st>>>((uint16_t *)dqkv, dsum, (const uint16_t *)dout,
-                                                 (const uint16_t *)qkv, lse, kbias, a);
+    FATTN_LAUNCH(kkv, grid_of(B, S, NH), NT, BWD_SMEM, st, (uint16_t *)dqkv, dsum,
+                 (const uint16_t *)dout, (const uint16_t *)qkv, lse, kbias, a);
     CK_LAUNCH();
 }
 
