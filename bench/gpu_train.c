@@ -774,9 +774,8 @@ static void make_batches(mlm_batch *ring, const mlm_opts *mo, int B, int S, uint
 static double microstep(bert_model *m, const mlm_batch *b, const adamw_hparams *hp, double lr,
                         double clip, int accum, int64_t *k) {
     /* as cram pretrain does: the scale folded into the loss gradient, forward and backward
-     * queued back to back, the loss read after both */
+     * queued back to back, the loss read after both (fetch_loss false from the set-up) */
     m->grad_scale = 1.0f / (float)accum;
-    m->fetch_loss = false;
     bert_forward(m, b->input_ids, NULL, b->labels, NULL, b->B, b->S, false, 1, (uint64_t)*k);
     bert_backward(m, 1.0f / (float)accum);
     double loss = bert_mlm_loss(m);
@@ -805,6 +804,7 @@ static void run_microbatch(const ops *o, bool gpu, const bert_config *bc, const 
     bert_model m;
     bert_init(&m, bc, o);
     bert_init_weights(&m, a->seed);
+    m.fetch_loss = false; /* microstep() reads the loss after the backward */
     cfg_node *dk = cfg_get(cfg, "train.limited_decay_keys");
     if (dk && dk->type == CFG_LIST) {
         char *keys[32];

@@ -513,17 +513,19 @@ static void test_model_finite_differences(void **state) {
     }
 }
 
+/* a one-layer crammed-bert of width 16 for the MLM head tests */
+static char *tiny_mlm[] = {
+    "arch=crammed-bert",   "train=bert-o4",         "arch.num_transformer_layers=1",
+    "arch.hidden_size=16", "arch.intermed_size=32", "arch.attention.num_attention_heads=2"};
+
 /* sparse prediction picks rows like argsort(is_masked)[-n:]: fewer masked rows than n are
  * padded with ignored rows, more are cut from the front; the loss equals the dense model's loss
  * over the same labels */
 static void test_sparse_row_choice(void **state) {
     (void)state;
-    char *ov[] = {
-        "arch=crammed-bert",   "train=bert-o4",         "arch.num_transformer_layers=1",
-        "arch.hidden_size=16", "arch.intermed_size=32", "arch.attention.num_attention_heads=2"};
     bert_config c;
     char err[512];
-    assert_int_equal(config_for(&c, 6, ov, 30, err, sizeof err), 0);
+    assert_int_equal(config_for(&c, 6, tiny_mlm, 30, err, sizeof err), 0);
     bert_config dense = c;
     dense.sparse_pred = 0.0;
     FOR_EACH_ROW(o) {
@@ -610,12 +612,9 @@ static void test_arena_reuse_across_shapes(void **state) {
  * right: the same gradients within rounding, on every row. */
 static void test_folded_loss_scale(void **state) {
     (void)state;
-    char *ov[] = {
-        "arch=crammed-bert",   "train=bert-o4",         "arch.num_transformer_layers=1",
-        "arch.hidden_size=16", "arch.intermed_size=32", "arch.attention.num_attention_heads=2"};
     bert_config c;
     char err[512];
-    assert_int_equal(config_for(&c, 6, ov, 40, err, sizeof err), 0);
+    assert_int_equal(config_for(&c, 6, tiny_mlm, 40, err, sizeof err), 0);
     FOR_EACH_ROW(o) {
         enum { B = 2, S = 16 };
         int32_t ids[B * S], labels[B * S];

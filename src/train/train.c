@@ -1074,6 +1074,7 @@ static int run_build(run *r, cfg_node *cfg, train_result *res) {
         free(keys);
     }
     bert_acts_ensure(m, (int)J->mbs, r->mb.S);
+    m->fetch_loss = false; /* the loop reads each loss after the backward (bert_mlm_loss) */
     if (r->rank == 0) {
         bert_log_summary(m);
         log_random_row(&r->s, r->seed);
@@ -1224,8 +1225,8 @@ static train_stop run_loop(run *r, train_result *res) {
          * reference scales its loss; the forward folds it into the loss gradient */
         float grad_scale = (float)((double)n_all / (double)P.cur_bs);
         r->m.grad_scale = grad_scale;
-        /* forward and backward queued back to back; the loss is read after both */
-        r->m.fetch_loss = false;
+        /* forward and backward queued back to back; the loss is read after both (fetch_loss is
+         * false from the set-up on) */
         bert_forward(&r->m, r->mb.input_ids, NULL, r->mb.labels, NULL, n, r->mb.S, J.train_mode,
                      P.seed, (uint64_t)step);
         bert_backward(&r->m, grad_scale);
