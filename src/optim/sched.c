@@ -407,7 +407,6 @@ int ramp_init(ramp *r, int64_t batch_size, double ramp_value, int64_t steps, dou
     r->ramp = ramp_value;
     r->steps = steps;
     r->budget_h = budget_h;
-    r->mbs_eff = mbs_eff;
     r->quantum = quantum;
     return 0;
 }

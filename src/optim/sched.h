@@ -103,7 +103,6 @@ typedef struct ramp {
     double ramp;        /* 0: none; (0,1): share of the budget; >= 1: µsteps */
     int64_t steps;      /* train.steps */
     double budget_h;
-    int64_t mbs_eff; /* microbatch_size * world_size */
     int64_t quantum; /* the batch grows by multiples of this many sequences */
 } ramp;
 
